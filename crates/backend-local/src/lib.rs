@@ -1,0 +1,1 @@
+//! Runs gantry jobs as host processes, each in its own process group.

@@ -1,0 +1,17 @@
+//! The backend contract: where one job runs.
+//!
+//! A [`Backend`] prepares an isolated place for one job ([`JobEnv`]): its workspace,
+//! network and services. The job's script runs there while log lines are pushed into a
+//! [`LogSink`], and the result comes back as an [`Outcome`] — a failing script, a timeout
+//! or an OOM kill is data, never an `Err`. `Err` ([`BackendError`]) means the
+//! infrastructure failed (the engine retries that once). Teardown is idempotent and runs
+//! after success, failure, timeout and cancel alike.
+//!
+//! This crate holds the contract and nothing else: no implementation, no pipeline types.
+
+mod contract;
+mod log;
+
+pub use contract::*;
+pub use log::*;
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,1 @@
+//! Test helpers shared across gantry crates: a scriptable `FakeBackend` and fixtures.

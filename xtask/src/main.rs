@@ -1,0 +1,3 @@
+//! `cargo xtask`: gantry's project tasks.
+
+fn main() {}
