@@ -1,3 +1,88 @@
-//! `cargo xtask`: gantry's project tasks.
+//! `cargo xtask`: gantry's project tasks (`tidy`, `test`, `bench`). Argument parsing only;
+//! the tasks live in the library.
 
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use xtask::metadata::workspace_root;
+use xtask::process::say;
+use xtask::test_cmd::TestOptions;
+use xtask::tidy::{self, Verdict};
+use xtask::{bench, test_cmd};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  tidy                         architecture and hygiene checks (also run by `cargo test`)
+  test [--with GROUP] [-- ARGS]
+                               THE test command: installs what the tests need (Debian
+                               packages, daemons), then runs the whole suite with nextest;
+                               ARGS go to `cargo nextest run` (e.g. -- -p gantry-engine)
+                               GROUP: docker (docker.io, dockerd, debootstrap)
+  bench [--record]             runs the benches in release mode; --record writes the
+                               results into docs/benchmarks.md";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            say(&format!("error: {e:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<i32> {
+    let root = workspace_root();
+    let Some((task, rest)) = args.split_first() else {
+        say(USAGE);
+        return Ok(2);
+    };
+    match task.as_str() {
+        "tidy" => {
+            if let Some(extra) = rest.first() {
+                bail!("`tidy` takes no arguments, got `{extra}`");
+            }
+            tidy_report(&root)
+        }
+        "test" => test_cmd::run(&root, &TestOptions::parse(rest)?),
+        "bench" => {
+            let record = match rest {
+                [] => false,
+                [flag] if flag == "--record" => true,
+                _ => bail!("usage: cargo xtask bench [--record]"),
+            };
+            bench::run(&root, record)?;
+            Ok(0)
+        }
+        "help" | "-h" | "--help" => {
+            say(USAGE);
+            Ok(0)
+        }
+        other => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+fn tidy_report(root: &std::path::Path) -> Result<i32> {
+    let mut failed = 0;
+    for (name, verdict) in tidy::run_all(root)? {
+        match verdict {
+            Verdict::Ok => say(&format!("tidy: {name}: ok")),
+            Verdict::Skipped(why) => say(&format!("tidy: {name}: skipped: {why}")),
+            Verdict::Failed(problems) => {
+                failed += 1;
+                say(&format!("tidy: {name}: FAILED"));
+                for p in problems {
+                    say(&format!("  {p}"));
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        say(&format!("tidy: {failed} check(s) failed"));
+        return Ok(1);
+    }
+    Ok(0)
+}

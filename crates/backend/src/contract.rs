@@ -47,7 +47,10 @@ pub struct BackendInfo {
 }
 
 /// Everything a backend needs to run one job. Built by the engine from a planned job.
-#[derive(Debug, Clone)]
+///
+/// `Default` exists so tests and backends can write `JobSpec { script, ..Default::default() }`;
+/// the engine always fills every field.
+#[derive(Debug, Clone, Default)]
 pub struct JobSpec {
     /// Run id this job belongs to (for labels and sweeping).
     pub run_id: String,
@@ -74,6 +77,43 @@ pub struct JobSpec {
     pub timeout: Duration,
     /// Labels attached to every resource the backend creates.
     pub labels: Vec<(String, String)>,
+    /// Build an image (before the script, if there is one). Only container backends can;
+    /// others answer [`BackendError::Unsupported`] from `prepare`.
+    pub image_build: Option<ImageBuildSpec>,
+    /// Deploy something (after the script, if there is one). Only container backends can.
+    pub deploy: Option<DeploySpec>,
+}
+
+/// `image_build:` of a job, with paths relative to the job's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageBuildSpec {
+    /// Build context, relative to the workspace.
+    pub context: String,
+    /// Dockerfile path relative to the context.
+    pub dockerfile: String,
+    /// Tags to give the image (at least one).
+    pub tags: Vec<String>,
+    /// Build args, in order.
+    pub args: Vec<(String, String)>,
+    /// Push the tags after building.
+    pub push: bool,
+}
+
+/// `deploy:` of a job, with paths relative to the job's workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeploySpec {
+    /// A compose file applied on the Docker host.
+    Compose {
+        /// Path relative to the workspace.
+        file: String,
+    },
+    /// Kubernetes manifests applied to a namespace.
+    Kubernetes {
+        /// Directory or file relative to the workspace.
+        manifests: String,
+        /// Namespace, if set.
+        namespace: Option<String>,
+    },
 }
 
 /// A service container to start before the script.
