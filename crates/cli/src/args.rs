@@ -133,7 +133,8 @@ pub struct RunArgs {
               gantry_pipeline::Event::ALL.map(|e| e.as_str())))]
     pub event: String,
 
-    /// The branch being built (default: the repository's current branch).
+    /// The branch being built (default: the repository's current branch, or none when
+    /// --tag is given).
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
 
@@ -161,8 +162,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub keep: usize,
 
-    /// Keep each job's workspace under the run directory instead of deleting it
-    /// (for debugging).
+    /// Keep each job's workspace (and the frozen source) under the run directory instead
+    /// of deleting them, for debugging.
     #[arg(long)]
     pub keep_workspaces: bool,
 }
@@ -214,8 +215,24 @@ mod tests {
     #[test]
     fn run_flags_parse() {
         let cli = Cli::try_parse_from([
-            "gantry", "run", "dir", "--param", "A=1", "-p", "B=2", "--job", "x", "--jobs", "3",
-            "--event", "push", "--fail-fast", "--keep", "5", "--color", "never",
+            "gantry",
+            "run",
+            "dir",
+            "--param",
+            "A=1",
+            "-p",
+            "B=2",
+            "--job",
+            "x",
+            "--jobs",
+            "3",
+            "--event",
+            "push",
+            "--fail-fast",
+            "--keep",
+            "5",
+            "--color",
+            "never",
         ])
         .expect("parses");
         let Command::Run(run) = cli.command else {

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::CliError;
+// The names looked for, in order of preference, as the pipeline crate defines them.
+use gantry_pipeline::PIPELINE_FILE_NAMES as FILE_NAMES;
 
-/// The names looked for, in order of preference.
-pub const FILE_NAMES: [&str; 2] = ["gantry.yml", ".gantry.yml"];
+use crate::error::CliError;
 
 /// The pipeline file of `dir`, or an error that says where and what was looked for.
 pub fn find_pipeline(dir: &Path) -> Result<PathBuf, CliError> {
@@ -15,7 +15,7 @@ pub fn find_pipeline(dir: &Path) -> Result<PathBuf, CliError> {
             dir.display()
         )));
     }
-    for name in FILE_NAMES {
+    for name in FILE_NAMES.iter() {
         let path = dir.join(name);
         if path.is_file() {
             return Ok(path);
@@ -73,9 +73,8 @@ pub fn resolve(explicit: Option<&Path>, dir: &Path) -> Result<PathBuf, CliError>
 
 /// Reads a pipeline file as UTF-8 text.
 pub fn read(path: &Path) -> Result<String, CliError> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        CliError::invalid(format!("error: cannot read {}: {e}", path.display()))
-    })?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::invalid(format!("error: cannot read {}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
         CliError::invalid(format!(
             "error: {} is not UTF-8 text (invalid byte at offset {})",
@@ -98,9 +97,15 @@ mod tests {
         assert!(msg.contains(&dir.path().display().to_string()), "{msg}");
 
         std::fs::write(dir.path().join(".gantry.yml"), "x").expect("write");
-        assert_eq!(find_pipeline(dir.path()).expect("found"), dir.path().join(".gantry.yml"));
+        assert_eq!(
+            find_pipeline(dir.path()).expect("found"),
+            dir.path().join(".gantry.yml")
+        );
         std::fs::write(dir.path().join("gantry.yml"), "x").expect("write");
-        assert_eq!(find_pipeline(dir.path()).expect("found"), dir.path().join("gantry.yml"));
+        assert_eq!(
+            find_pipeline(dir.path()).expect("found"),
+            dir.path().join("gantry.yml")
+        );
     }
 
     #[test]
@@ -108,7 +113,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::create_dir(dir.path().join(".gantry")).expect("mkdir");
         std::fs::write(dir.path().join(".gantry/ci.yml"), "x").expect("write");
-        let msg = find_pipeline(dir.path()).expect_err("none at root").to_string();
+        let msg = find_pipeline(dir.path())
+            .expect_err("none at root")
+            .to_string();
         assert!(msg.contains("ci.yml"), "{msg}");
     }
 
@@ -116,7 +123,9 @@ mod tests {
     fn explicit_file_must_exist_and_be_text() {
         let dir = tempfile::tempdir().expect("tempdir");
         let missing = dir.path().join("nope.yml");
-        let msg = resolve(Some(&missing), dir.path()).expect_err("missing").to_string();
+        let msg = resolve(Some(&missing), dir.path())
+            .expect_err("missing")
+            .to_string();
         assert!(msg.contains("does not exist"), "{msg}");
         let bin = dir.path().join("bin.yml");
         std::fs::write(&bin, [0xff, 0xfe, 0x00]).expect("write");

@@ -40,7 +40,9 @@ fn needs_text(plan: &Plan, job: &PlannedJob, matrices: &BTreeMap<&str, Vec<usize
     let mut out = Vec::new();
     let mut done_bases: Vec<&str> = Vec::new();
     for &n in &job.needs {
-        let Some(need) = plan.jobs.get(n) else { continue };
+        let Some(need) = plan.jobs.get(n) else {
+            continue;
+        };
         if let Some(all) = matrices.get(need.base.as_str())
             && all.len() > 1
             && all.iter().all(|i| job.needs.contains(i))
@@ -84,7 +86,12 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     let layer = layers(plan);
     let depth = layer.iter().max().map_or(0, |m| m + 1);
     let matrices = instances(plan);
-    let width = plan.jobs.iter().map(|j| j.name.chars().count()).max().unwrap_or(0);
+    let width = plan
+        .jobs
+        .iter()
+        .map(|j| j.name.chars().count())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -98,7 +105,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
     for l in 0..depth {
         let _ = writeln!(out);
         for (i, job) in plan.jobs.iter().enumerate().filter(|(i, _)| layer[*i] == l) {
-            let label = if i == first_in_layer(&layer, l) { format!("{:>2}", l + 1) } else { "  ".to_owned() };
+            let label = if i == first_in_layer(&layer, l) {
+                format!("{:>2}", l + 1)
+            } else {
+                "  ".to_owned()
+            };
             let needs = needs_text(plan, job, &matrices);
             let mut line = format!("{}  {:<width$}", paint.dim(label), job.name);
             if !needs.is_empty() {
@@ -106,7 +117,11 @@ pub fn text(plan: &Plan, paint: Paint) -> String {
             }
             let notes = notes(job);
             if !notes.is_empty() {
-                let _ = write!(line, "  {}", paint.yellow(format!("[{}]", notes.join("; "))));
+                let _ = write!(
+                    line,
+                    "  {}",
+                    paint.yellow(format!("[{}]", notes.join("; ")))
+                );
             }
             let _ = writeln!(out, "{}", line.trim_end());
         }
@@ -156,7 +171,12 @@ pub fn dot(plan: &Plan) -> String {
         };
         for &n in &job.needs {
             if let Some(need) = plan.jobs.get(n) {
-                let _ = writeln!(out, "  {} -> {}{attrs};", quote(&need.name), quote(&job.name));
+                let _ = writeln!(
+                    out,
+                    "  {} -> {}{attrs};",
+                    quote(&need.name),
+                    quote(&job.name)
+                );
             }
         }
     }
@@ -188,7 +208,10 @@ mod tests {
         PlannedJob {
             name: name.to_owned(),
             base: base.to_owned(),
-            matrix: matrix.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            matrix: matrix
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             needs: needs.to_vec(),
             excluded: None,
             run_on: RunOn::Success,

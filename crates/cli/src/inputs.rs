@@ -46,7 +46,10 @@ pub fn secrets(
     for file in files {
         let file = file.as_ref();
         let text = std::fs::read_to_string(file).map_err(|e| {
-            CliError::invalid(format!("error: cannot read secrets file {}: {e}", file.display()))
+            CliError::invalid(format!(
+                "error: cannot read secrets file {}: {e}",
+                file.display()
+            ))
         })?;
         map.extend(parse_dotenv(&file.display().to_string(), &text)?);
     }
@@ -81,7 +84,10 @@ pub fn parse_dotenv(origin: &str, text: &str) -> Result<BTreeMap<String, String>
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let Some((name, value)) = line.split_once('=') else {
             // The line may be a secret pasted without a name: never echo it.
             return Err(CliError::invalid(format!(
@@ -126,8 +132,10 @@ mod tests {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         match (parse_pairs("--param", &args), expect) {
             (Ok(got), Ok(want)) => {
-                let want: BTreeMap<String, String> =
-                    want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let want: BTreeMap<String, String> = want
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 assert_eq!(got, want);
             }
             (Err(got), Err(want)) => {
@@ -151,8 +159,10 @@ mod tests {
     fn check_dotenv(text: &str, expect: Result<&[(&str, &str)], &str>) {
         match (parse_dotenv("f.env", text), expect) {
             (Ok(got), Ok(want)) => {
-                let want: BTreeMap<String, String> =
-                    want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let want: BTreeMap<String, String> = want
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 assert_eq!(got, want);
             }
             (Err(got), Err(want)) => assert!(got.to_string().contains(want), "{got}"),
@@ -164,7 +174,12 @@ mod tests {
     fn dotenv() {
         check_dotenv(
             "# comment\n\nTOKEN=abc\nexport KEY = 'q u'\nPW=\"x#y\"\nRAW=a'b\n",
-            Ok(&[("TOKEN", "abc"), ("KEY", "q u"), ("PW", "x#y"), ("RAW", "a'b")]),
+            Ok(&[
+                ("TOKEN", "abc"),
+                ("KEY", "q u"),
+                ("PW", "x#y"),
+                ("RAW", "a'b"),
+            ]),
         );
         check_dotenv("A=1\nhunter2\n", Err("f.env:2: expected NAME=VALUE"));
         check_dotenv("A B=1\n", Err("f.env:1: \"A B\" is not a valid name"));
@@ -175,8 +190,8 @@ mod tests {
         // PATH is always set; a made-up name never is.
         let got = secrets(&["PATH".to_string()], &[] as &[&Path]).expect("PATH is set");
         assert!(!got["PATH"].is_empty());
-        let err = secrets(&["GANTRY_SURELY_UNSET_42".to_string()], &[] as &[&Path])
-            .expect_err("unset");
+        let err =
+            secrets(&["GANTRY_SURELY_UNSET_42".to_string()], &[] as &[&Path]).expect_err("unset");
         assert!(err.to_string().contains("is not set"), "{err}");
     }
 

@@ -44,13 +44,23 @@ fn safe_stem(name: &str) -> String {
     }
     // Leading dots would hide the file or, as `..`, escape the directory.
     let out = out.trim_start_matches(['.', '_']).trim_end_matches('_');
-    if out.is_empty() { "job".to_owned() } else { out.to_owned() }
+    if out.is_empty() {
+        "job".to_owned()
+    } else {
+        out.to_owned()
+    }
 }
 
 /// `HH:MM:SS.mmm` in the given offset.
 pub fn clock(at: SystemTime, offset: UtcOffset) -> String {
     let t = OffsetDateTime::from(at).to_offset(offset);
-    format!("{:02}:{:02}:{:02}.{:03}", t.hour(), t.minute(), t.second(), t.millisecond())
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// The stream tag of a log line.
@@ -76,7 +86,13 @@ pub struct LogFiles {
 impl LogFiles {
     /// Log files under `dir` (which exists), timestamps in `offset`.
     pub fn new(dir: &Path, offset: UtcOffset) -> LogFiles {
-        LogFiles { dir: dir.to_path_buf(), offset, names: Vec::new(), files: Vec::new(), error: None }
+        LogFiles {
+            dir: dir.to_path_buf(),
+            offset,
+            names: Vec::new(),
+            files: Vec::new(),
+            error: None,
+        }
     }
 
     /// File name of each job's log, by index (known after `RunStarted`).
@@ -92,21 +108,39 @@ impl LogFiles {
                 self.files = (0..jobs.len()).map(|_| None).collect();
             }
             RunEvent::JobStarted { job, attempt, at } => {
-                let text = format!("{} [sys] gantry: attempt {attempt} started", clock(*at, self.offset));
+                let text = format!(
+                    "{} [sys] gantry: attempt {attempt} started",
+                    clock(*at, self.offset)
+                );
                 self.write(*job, &text);
             }
             RunEvent::JobLog { job, line } => {
-                let text = format!("{} [{}] {}", clock(line.at, self.offset), tag(line), line.text);
+                let text = format!(
+                    "{} [{}] {}",
+                    clock(line.at, self.offset),
+                    tag(line),
+                    line.text
+                );
                 self.write(*job, &text);
             }
-            RunEvent::ArtifactStored { job, path, digest, size } => {
+            RunEvent::ArtifactStored {
+                job,
+                path,
+                digest,
+                size,
+            } => {
                 let text = format!(
                     "{} [sys] gantry: stored artifact {path} ({size} bytes, sha256:{digest})",
                     clock(SystemTime::now(), self.offset)
                 );
                 self.write(*job, &text);
             }
-            RunEvent::JobFinished { job, status, duration: took, attempts } => {
+            RunEvent::JobFinished {
+                job,
+                status,
+                duration: took,
+                attempts,
+            } => {
                 // Skipped jobs never started: they get no file.
                 if *attempts == 0 && self.files.get(*job).is_none_or(Option::is_none) {
                     return;
@@ -135,7 +169,9 @@ impl LogFiles {
     }
 
     fn write(&mut self, job: usize, text: &str) {
-        let Some(slot) = self.files.get_mut(job) else { return };
+        let Some(slot) = self.files.get_mut(job) else {
+            return;
+        };
         let path = self.dir.join(&self.names[job]);
         if slot.is_none() {
             match File::options().create(true).append(true).open(&path) {
@@ -166,7 +202,9 @@ impl LogFiles {
 
     /// The first write error, if any, worded for the user.
     pub fn error(&self) -> Option<String> {
-        self.error.as_ref().map(|(p, e)| format!("could not write log {}: {e}", p.display()))
+        self.error
+            .as_ref()
+            .map(|(p, e)| format!("could not write log {}: {e}", p.display()))
     }
 }
 

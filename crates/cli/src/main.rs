@@ -45,7 +45,10 @@ fn main() -> ExitCode {
                 error::CliError::Invalid(_) => err.to_string(),
                 error::CliError::Failed(_) => format!("error: {err}"),
             };
-            paint::err(&format!("{}\n", paint::diagnostics(&text, Paint::stderr(color))));
+            paint::err(&format!(
+                "{}\n",
+                paint::diagnostics(&text, Paint::stderr(color))
+            ));
             ExitCode::from(err.code())
         }
     }

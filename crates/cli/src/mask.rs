@@ -20,8 +20,11 @@ impl Masker {
     /// A masker for the values of `secrets` (empty values are ignored: masking "" would
     /// insert *** between every character).
     pub fn new(secrets: &BTreeMap<String, String>) -> Masker {
-        let mut values: Vec<String> =
-            secrets.values().filter(|v| !v.is_empty()).cloned().collect();
+        let mut values: Vec<String> = secrets
+            .values()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect();
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Masker { values }
@@ -51,10 +54,16 @@ impl Masker {
         }
         match event {
             RunEvent::JobLog { line, .. } => self.mask_in_place(&mut line.text),
-            RunEvent::JobFinished { status: JobStatus::Errored { message }, .. } => {
+            RunEvent::JobFinished {
+                status: JobStatus::Errored { message },
+                ..
+            } => {
                 self.mask_in_place(message);
             }
-            RunEvent::JobFinished { status: JobStatus::Skipped { reason }, .. } => {
+            RunEvent::JobFinished {
+                status: JobStatus::Skipped { reason },
+                ..
+            } => {
                 self.mask_in_place(reason);
             }
             _ => {}

@@ -157,7 +157,10 @@ mod tests {
                 std::thread::spawn(move || RunDir::create(&runs).expect("create").number)
             })
             .collect();
-        let mut got: Vec<u64> = handles.into_iter().map(|h| h.join().expect("join")).collect();
+        let mut got: Vec<u64> = handles
+            .into_iter()
+            .map(|h| h.join().expect("join"))
+            .collect();
         got.sort_unstable();
         assert_eq!(got, (1..=8).collect::<Vec<_>>());
     }
@@ -166,13 +169,18 @@ mod tests {
     fn prune_keeps_newest_current_and_running() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let runs = runs_root(tmp.path());
-        let dirs: Vec<RunDir> = (0..6).map(|_| RunDir::create(&runs).expect("create")).collect();
+        let dirs: Vec<RunDir> = (0..6)
+            .map(|_| RunDir::create(&runs).expect("create"))
+            .collect();
         for d in &dirs {
             d.finish();
         }
         // Run 2 is "still running" in this very process.
-        std::fs::write(dirs[1].path.join(RUNNING_MARKER), std::process::id().to_string())
-            .expect("write");
+        std::fs::write(
+            dirs[1].path.join(RUNNING_MARKER),
+            std::process::id().to_string(),
+        )
+        .expect("write");
         // Run 3's marker names a dead process: prunable.
         std::fs::write(dirs[2].path.join(RUNNING_MARKER), "999999999").expect("write");
         let mut deleted = prune(&runs, 2, 1);

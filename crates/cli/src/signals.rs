@@ -16,7 +16,10 @@ pub struct Signals {
 impl Signals {
     /// Installs the handlers.
     pub fn install() -> std::io::Result<Signals> {
-        Ok(Signals { int: signal(SignalKind::interrupt())?, term: signal(SignalKind::terminate())? })
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
     }
 
     async fn next(&mut self) -> &'static str {
@@ -70,7 +73,9 @@ pub fn kill_children() {
 
 /// `(pid, pgid)` of the processes whose parent is `parent`, from `/proc`.
 fn children_of(parent: i32) -> Vec<(i32, i32)> {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(|pid| {
@@ -105,10 +110,16 @@ mod tests {
 
     #[test]
     fn finds_own_children() {
-        let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn");
         let me = std::process::id() as i32;
         let found = children_of(me);
-        assert!(found.iter().any(|(pid, _)| *pid == child.id() as i32), "{found:?}");
+        assert!(
+            found.iter().any(|(pid, _)| *pid == child.id() as i32),
+            "{found:?}"
+        );
         let _ = child.kill();
         let _ = child.wait();
     }

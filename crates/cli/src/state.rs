@@ -76,7 +76,12 @@ impl RunState {
     /// Folds one event in.
     pub fn apply(&mut self, event: &RunEvent) {
         match event {
-            RunEvent::RunStarted { run_id, pipeline, jobs, at } => {
+            RunEvent::RunStarted {
+                run_id,
+                pipeline,
+                jobs,
+                at,
+            } => {
                 self.run_id.clone_from(run_id);
                 self.pipeline.clone_from(pipeline);
                 self.jobs = jobs.iter().cloned().map(JobState::new).collect();
@@ -96,7 +101,12 @@ impl RunState {
                     j.tail.push_back(line.text.clone());
                 }
             }
-            RunEvent::ArtifactStored { job, path, digest, size } => {
+            RunEvent::ArtifactStored {
+                job,
+                path,
+                digest,
+                size,
+            } => {
                 if let Some(j) = self.jobs.get_mut(*job) {
                     j.artifacts.push(Artifact {
                         path: path.clone(),
@@ -105,14 +115,21 @@ impl RunState {
                     });
                 }
             }
-            RunEvent::JobFinished { job, status, duration, attempts } => {
+            RunEvent::JobFinished {
+                job,
+                status,
+                duration,
+                attempts,
+            } => {
                 if let Some(j) = self.jobs.get_mut(*job) {
                     j.status = Some(status.clone());
                     j.duration = *duration;
                     j.attempts = *attempts;
                 }
             }
-            RunEvent::RunFinished { status, duration, .. } => {
+            RunEvent::RunFinished {
+                status, duration, ..
+            } => {
                 self.status = Some(*status);
                 self.duration = *duration;
             }

@@ -69,7 +69,9 @@ fn ms(d: Duration) -> u128 {
 }
 
 fn rfc3339(at: SystemTime) -> Option<String> {
-    time::OffsetDateTime::from(at).format(&time::format_description::well_known::Rfc3339).ok()
+    time::OffsetDateTime::from(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 /// The summary as JSON text.
@@ -95,7 +97,11 @@ pub fn to_json(state: &RunState, facts: &RunFacts, log_names: &[String]) -> Stri
             artifacts: j
                 .artifacts
                 .iter()
-                .map(|a| Artifact { path: &a.path, sha256: &a.digest, size: a.size })
+                .map(|a| Artifact {
+                    path: &a.path,
+                    sha256: &a.digest,
+                    size: a.size,
+                })
                 .collect(),
         })
         .collect();

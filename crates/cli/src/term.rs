@@ -17,14 +17,18 @@ static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
 /// group (changing a terminal from the background would stop gantry with SIGTTOU).
 pub fn quiet_echo() {
     let stderr = std::io::stderr();
-    let foreground = nix::unistd::tcgetpgrp(&stderr)
-        .is_ok_and(|pgrp| pgrp == nix::unistd::getpgrp());
+    let foreground =
+        nix::unistd::tcgetpgrp(&stderr).is_ok_and(|pgrp| pgrp == nix::unistd::getpgrp());
     if !foreground {
         return;
     }
-    let Ok(original) = tcgetattr(&stderr) else { return };
+    let Ok(original) = tcgetattr(&stderr) else {
+        return;
+    };
     let mut quiet = original.clone();
-    quiet.local_flags.remove(LocalFlags::ECHO | LocalFlags::ECHOCTL);
+    quiet
+        .local_flags
+        .remove(LocalFlags::ECHO | LocalFlags::ECHOCTL);
     if tcsetattr(&stderr, SetArg::TCSANOW, &quiet).is_ok()
         && let Ok(mut saved) = SAVED.lock()
     {

@@ -50,7 +50,10 @@ impl Project {
 /// The binary, not attached to a terminal, without colors, in `cwd`.
 fn gantry(cwd: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
-    cmd.current_dir(cwd).env_remove("TERM").env("NO_COLOR", "1").stdin(Stdio::null());
+    cmd.current_dir(cwd)
+        .env_remove("TERM")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null());
     cmd
 }
 
@@ -82,13 +85,18 @@ fn statuses(summary: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 /// Filters that make run output stable: durations, temp paths, digests, run ids.
 fn settings(project: &Project) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.add_filter(&regex_escape(&project.path().display().to_string()), "[DIR]");
+    s.add_filter(
+        &regex_escape(&project.path().display().to_string()),
+        "[DIR]",
+    );
     s.add_filter(r"\b\d+(\.\d)?s\b", "[T]");
     s.add_filter(r"\b\d+m\d\ds\b", "[T]");
     s.add_filter(r"sha256:[0-9a-f]{12}", "sha256:[DIGEST]");
@@ -100,7 +108,11 @@ fn settings(project: &Project) -> insta::Settings {
 fn regex_escape(s: &str) -> String {
     s.chars()
         .flat_map(|c| {
-            if "\\.+*?()|[]{}^$".contains(c) { vec!['\\', c] } else { vec![c] }
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
         })
         .collect()
 }
@@ -143,7 +155,12 @@ fn successful_run_exits_0_and_keeps_logs_and_summary() {
     assert_eq!(summary["params"]["WHO"], "gantry");
     assert_eq!(
         statuses(&summary),
-        pairs(&[("build", "success"), ("test", "success"), ("docs", "success"), ("package", "success")])
+        pairs(&[
+            ("build", "success"),
+            ("test", "success"),
+            ("docs", "success"),
+            ("package", "success")
+        ])
     );
     let build = &summary["jobs"][0];
     assert_eq!(build["log"], "logs/build.log");
@@ -170,10 +187,14 @@ fn is_log_line(line: &str) -> bool {
         && b[2] == b':'
         && b[5] == b':'
         && b[8] == b'.'
-        && [0, 1, 3, 4, 6, 7, 9, 10, 11].iter().all(|&i| b[i].is_ascii_digit())
+        && [0, 1, 3, 4, 6, 7, 9, 10, 11]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit())
         && b[12] == b' ';
     clock
-        && ["[out] ", "[err] ", "[sys] ", "[svc:"].iter().any(|t| line[13..].starts_with(t))
+        && ["[out] ", "[err] ", "[sys] ", "[svc:"]
+            .iter()
+            .any(|t| line[13..].starts_with(t))
 }
 
 #[test]
@@ -194,7 +215,11 @@ jobs:
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert_eq!(
         statuses(&p.summary(1)),
-        pairs(&[("build", "failed"), ("test", "skipped"), ("other", "success")])
+        pairs(&[
+            ("build", "failed"),
+            ("test", "skipped"),
+            ("other", "success")
+        ])
     );
     let err = stderr(&out);
     assert!(err.contains("✗ build  failed with exit code 3"), "{err}");
@@ -209,7 +234,10 @@ fn invalid_pipeline_exits_2_with_the_diagnostic_and_creates_nothing() {
     let err = stderr(&out);
     assert!(err.contains("gantry.yml:3:5"), "{err}");
     assert!(err.contains("scrpit"), "{err}");
-    assert!(!p.path().join(".gantry").exists(), "bad input must change nothing");
+    assert!(
+        !p.path().join(".gantry").exists(),
+        "bad input must change nothing"
+    );
 }
 
 #[test]
@@ -222,9 +250,16 @@ fn missing_pipeline_file_says_what_was_looked_for() {
     assert!(err.contains("looked for: gantry.yml, .gantry.yml"), "{err}");
     assert!(!dir.path().join(".gantry").exists());
 
-    let out = gantry(dir.path()).args(["run", "--file", "nope.yml"]).output().expect("run");
+    let out = gantry(dir.path())
+        .args(["run", "--file", "nope.yml"])
+        .output()
+        .expect("run");
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("nope.yml does not exist"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nope.yml does not exist"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Every bad input is exit 2, says what is wrong, and creates no run directory.
@@ -241,6 +276,10 @@ jobs:
   test:
     needs: [build]
     script: [true]
+  deploy:
+    env:
+      TOKEN: { secret: TOKEN }
+    script: [true]
 "#,
     );
     let check = |args: &[&str], want: &[&str]| {
@@ -250,14 +289,40 @@ jobs:
         for w in want {
             assert!(err.contains(w), "{args:?}: {w:?} not in:\n{err}");
         }
-        assert!(!p.path().join(".gantry").exists(), "{args:?} created a run dir");
+        assert!(
+            !p.path().join(".gantry").exists(),
+            "{args:?} created a run dir"
+        );
     };
-    check(&["run", "--param", "GREETNG=x"], &["GREETNG", "did you mean \"GREETING\"", "GREETING, FAST"]);
+    check(
+        &["run", "--param", "GREETNG=x"],
+        &["GREETNG", "did you mean \"GREETING\"", "GREETING, FAST"],
+    );
     check(&["run", "--param", "NOVALUE"], &["expected NAME=VALUE"]);
     check(&["run", "--param", "FAST=maybe"], &["FAST"]);
-    check(&["run", "--job", "tset"], &["no job \"tset\"", "did you mean \"test\"", "build, test"]);
-    check(&["run", "--secret", "GANTRY_TEST_UNSET_SECRET"], &["is not set"]);
-    check(&["run", "--secrets-file", "missing.env"], &["cannot read secrets file"]);
+    check(
+        &["run", "--job", "tset"],
+        &[
+            "no job \"tset\"",
+            "did you mean \"test\"",
+            "build, test, deploy",
+        ],
+    );
+    check(
+        &["run", "--secret", "GANTRY_TEST_UNSET_SECRET"],
+        &["is not set"],
+    );
+    check(
+        &["run", "--secrets-file", "missing.env"],
+        &["cannot read secrets file"],
+    );
+    check(
+        &["run", "--job", "deploy"],
+        &[
+            "job \"deploy\" needs the secret \"TOKEN\"",
+            "--secret NAME=VALUE",
+        ],
+    );
     check(&["run", "--jobs", "0"], &["--jobs"]);
     check(&["run", "--event", "nope"], &["push"]);
 }
@@ -293,7 +358,13 @@ jobs:
 "#,
     );
     p.file("ci.env", "# secrets\nOTHER='from the file'\n");
-    let out = p.gantry(&["run", "--secret", "TOKEN=hunter2-s3cret", "--secrets-file", "ci.env"]);
+    let out = p.gantry(&[
+        "run",
+        "--secret",
+        "TOKEN=hunter2-s3cret",
+        "--secrets-file",
+        "ci.env",
+    ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let err = stderr(&out);
     let log = std::fs::read_to_string(p.runs().join("1/logs/leak.log")).expect("log");
@@ -360,7 +431,8 @@ jobs:
         all
     });
     // Generous: only guards against a hang, asserts nothing about speed.
-    rx.recv_timeout(Duration::from_secs(60)).expect("the sleep started");
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the sleep started");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -370,7 +442,11 @@ jobs:
     let output = reader.join().expect("reader");
     assert_eq!(status.code(), Some(130), "{output}");
     assert!(output.contains("cancelled"), "{output}");
-    assert!(sleepers("317").is_empty(), "left behind: {:?}", sleepers("317"));
+    assert!(
+        sleepers("317").is_empty(),
+        "left behind: {:?}",
+        sleepers("317")
+    );
     assert_eq!(p.summary(1)["status"], "cancelled");
 }
 
@@ -430,7 +506,10 @@ jobs:
     let out = p.gantry(&["run", "--jobs", "1"]);
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
-    assert!(!err.contains('\x1b'), "no ANSI codes when not a terminal: {err:?}");
+    assert!(
+        !err.contains('\x1b'),
+        "no ANSI codes when not a terminal: {err:?}"
+    );
     settings(&p).bind(|| insta::assert_snapshot!(err));
 }
 
@@ -441,7 +520,9 @@ fn lint_reports_ok_or_every_problem() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     insta::assert_snapshot!("lint_ok", stdout(&out));
 
-    let bad = Project::new("jobs:\n  build:\n    need: [x]\n    script: [make]\n  test:\n    needs: [nope]\n");
+    let bad = Project::new(
+        "jobs:\n  build:\n    need: [x]\n    script: [make]\n  test:\n    needs: [nope]\n",
+    );
     let out = bad.gantry(&["lint", "gantry.yml"]);
     assert_eq!(code(&out), 1);
     insta::assert_snapshot!("lint_errors", stdout(&out));
@@ -534,11 +615,17 @@ fn hello_example_succeeds() {
 #[test]
 fn hello_example_fails_on_purpose_and_explains() {
     let dir = hello_example();
-    let out = gantry(dir.path()).args(["run", "--param", "BREAK=true"]).output().expect("run");
+    let out = gantry(dir.path())
+        .args(["run", "--param", "BREAK=true"])
+        .output()
+        .expect("run");
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("deliberately wrong"), "{err}");
-    assert!(err.contains("[explain-failure] something failed in run 1"), "{err}");
+    assert!(
+        err.contains("[explain-failure] something failed in run 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -567,4 +654,69 @@ fn hello_example_in_a_git_repository() {
     .expect("json");
     assert_eq!(summary["branch"], "main");
     assert_eq!(summary["commit"].as_str().map(str::len), Some(40));
+}
+
+/// The live renderer, in a real pseudo-terminal (`script` from util-linux allocates one):
+/// finished jobs, a failed job's last lines and the summary all reach the screen.
+#[test]
+fn terminal_output_shows_status_lines_and_summary() {
+    let p = Project::new(
+        r#"
+jobs:
+  build:
+    script: ["echo compiling", "sleep 0.3"]
+  test:
+    needs: [build]
+    script: ["echo 'assertion failed: 1 == 2'", "exit 1"]
+"#,
+    );
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} run", env!("CARGO_BIN_EXE_gantry")),
+            "/dev/null",
+        ])
+        .current_dir(p.path())
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let screen = strip_ansi(&stdout(&out));
+    for want in [
+        "✓ build",
+        "✗ test  failed with exit code 1",
+        "│ assertion failed: 1 == 2",
+        "full log: .gantry/runs/1/logs/test.log",
+        "JOB",
+        "run 1 failed",
+    ] {
+        assert!(screen.contains(want), "{want:?} not on screen:\n{screen}");
+    }
+    // Colors are on in a terminal.
+    assert!(stdout(&out).contains("\x1b["), "no colors in a terminal");
+}
+
+/// Removes ANSI escape sequences (CSI … final byte) and carriage returns.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
 }

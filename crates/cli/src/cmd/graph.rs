@@ -19,8 +19,14 @@ pub fn graph(args: GraphArgs, color: ColorChoice) -> Result<Exit, CliError> {
     let params = inputs::parse_pairs("--param", &args.params)?;
     super::check_declared(spec.params().iter().map(|p| p.name.as_str()), &params)?;
     // A manual run with defaults: `when` decisions show as notes, every job is listed.
-    let ctx = PlanContext { params, run_number: 1, ..PlanContext::default() };
-    let plan = spec.plan(&ctx).map_err(|d| super::invalid_pipeline(&d, err_paint))?;
+    let ctx = PlanContext {
+        params,
+        run_number: 1,
+        ..PlanContext::default()
+    };
+    let plan = spec
+        .plan(&ctx)
+        .map_err(|d| super::invalid_pipeline(&d, err_paint))?;
     if args.dot {
         paint::out(&graph::dot(&plan));
     } else {

@@ -13,7 +13,7 @@ pub fn lint(args: LintArgs, color: ColorChoice) -> Result<Exit, CliError> {
     let paint = Paint::stdout(color);
     let text = discover::read(&file)?;
     let name = super::shown(&file);
-    match gantry_pipeline::parse(&name, &text) {
+    match super::parse(&file, &text) {
         Ok(spec) => {
             let jobs = spec.jobs().len();
             paint::out(&format!(
@@ -24,7 +24,10 @@ pub fn lint(args: LintArgs, color: ColorChoice) -> Result<Exit, CliError> {
             Ok(Exit::Success)
         }
         Err(diagnostics) => {
-            paint::out(&format!("{}\n", paint::diagnostics(&diagnostics.to_string(), paint)));
+            paint::out(&format!(
+                "{}\n",
+                paint::diagnostics(&diagnostics.to_string(), paint)
+            ));
             Ok(Exit::Failure)
         }
     }

@@ -22,7 +22,16 @@ pub fn shown(path: &Path) -> String {
 /// Reads and parses a pipeline file; diagnostics become an exit-2 error.
 pub fn load(path: &Path, paint: Paint) -> Result<Spec, CliError> {
     let text = discover::read(path)?;
-    gantry_pipeline::parse(&shown(path), &text).map_err(|d| invalid_pipeline(&d, paint))
+    parse(path, &text).map_err(|d| invalid_pipeline(&d, paint))
+}
+
+/// Parses pipeline text read from `path`. Diagnostics name the file as the user did;
+/// the default pipeline name comes from the real directory, which a relative path like
+/// `gantry.yml` does not show.
+pub fn parse(path: &Path, text: &str) -> Result<Spec, Diagnostics> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let default_name = gantry_pipeline::default_pipeline_name(&real.to_string_lossy());
+    gantry_pipeline::parse_named(&shown(path), &default_name, text)
 }
 
 /// Diagnostics as a user-facing error.
@@ -41,14 +50,18 @@ pub fn check_declared<'a>(
         if declared.contains(&name.as_str()) {
             continue;
         }
-        let mut msg = format!("error: --param {name}: the pipeline declares no parameter \"{name}\"");
+        let mut msg =
+            format!("error: --param {name}: the pipeline declares no parameter \"{name}\"");
         if let Some(best) = did_you_mean(name, declared.iter().copied()) {
             msg.push_str(&format!("\n  help: did you mean \"{best}\"?"));
         }
         if declared.is_empty() {
             msg.push_str("\n  note: it declares no parameters; add them under `params:`");
         } else {
-            msg.push_str(&format!("\n  note: declared parameters: {}", declared.join(", ")));
+            msg.push_str(&format!(
+                "\n  note: declared parameters: {}",
+                declared.join(", ")
+            ));
         }
         return Err(CliError::Invalid(msg));
     }
@@ -56,10 +69,18 @@ pub fn check_declared<'a>(
 }
 
 /// The candidate closest to `given`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    given: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&given.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&given.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
@@ -84,12 +105,16 @@ mod tests {
 
     #[test]
     fn undeclared_params() {
-        let given: BTreeMap<String, String> =
-            [("GREETNG".to_owned(), "hi".to_owned())].into_iter().collect();
+        let given: BTreeMap<String, String> = [("GREETNG".to_owned(), "hi".to_owned())]
+            .into_iter()
+            .collect();
         let err = check_declared(["GREETING", "COUNT"], &given).expect_err("undeclared");
         let msg = err.to_string();
         assert!(msg.contains("did you mean \"GREETING\""), "{msg}");
-        assert!(msg.contains("declared parameters: GREETING, COUNT"), "{msg}");
+        assert!(
+            msg.contains("declared parameters: GREETING, COUNT"),
+            "{msg}"
+        );
         assert_eq!(err.code(), 2);
         assert!(check_declared(["GREETNG"], &given).is_ok());
     }

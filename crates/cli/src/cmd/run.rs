@@ -5,6 +5,7 @@
 //! Everything that can be wrong with the input (the file, `--param`, `--job`, secrets) is
 //! checked before the run directory is created: bad input changes nothing.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use gantry_backend::CancellationToken;
 use gantry_engine::{Backends, RunConfig, RunEvent, RunStatus, Source};
-use gantry_pipeline::{Event, Plan, PlanContext};
+use gantry_pipeline::{EnvValue, Event, Plan, PlanContext};
 use time::UtcOffset;
 
 use crate::args::{BackendChoice, ColorChoice, RunArgs};
@@ -68,7 +69,9 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
             run_id: run_id.clone(),
             run_number: number,
         };
-        let plan = spec.plan(&ctx).map_err(|d| super::invalid_pipeline(&d, paint))?;
+        let plan = spec
+            .plan(&ctx)
+            .map_err(|d| super::invalid_pipeline(&d, paint))?;
         select(plan, &args.jobs)
     };
 
@@ -77,6 +80,7 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
     let runs = run_dir::runs_root(&dir);
     let predicted = run_dir::predict_next(&runs);
     let mut plan = plan_for(predicted)?;
+    check_secrets(&plan, &secrets)?;
     let backends = make_backends(args.backend)?;
 
     // Orphans of jobs are then re-parented to gantry and reaped. Without it jobs still
@@ -114,7 +118,11 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
     let reporter = if live {
         Reporter::Live(Live::new(paint))
     } else {
-        Reporter::Plain(Plain::new(Box::new(std::io::stderr()), paint))
+        // One write per line: CI log collectors see whole lines, never fragments.
+        Reporter::Plain(Plain::new(
+            Box::new(std::io::LineWriter::new(std::io::stderr())),
+            paint,
+        ))
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,10 +148,14 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
 
     let json = summary_json::to_json(&session.state, &facts, session.logs.names());
     if let Err(e) = summary_json::write(&run_dir.path, &json) {
-        session.reporter.notice(&paint.yellow(format!("warning: {e:#}")));
+        session
+            .reporter
+            .notice(&paint.yellow(format!("warning: {e:#}")));
     }
     if let Some(e) = session.logs.error() {
-        session.reporter.notice(&paint.yellow(format!("warning: {e}")));
+        session
+            .reporter
+            .notice(&paint.yellow(format!("warning: {e}")));
     }
     run_dir.finish();
     let pruned = run_dir::prune(&runs, args.keep, run_dir.number);
@@ -152,7 +164,9 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
         dir: Some(super::shown(&run_dir.path)),
         pruned,
     };
-    session.reporter.finish(&summary(&session.state, &info, paint));
+    session
+        .reporter
+        .finish(&summary(&session.state, &info, paint));
 
     Ok(match session.state.status {
         Some(RunStatus::Succeeded) => Exit::Success,
@@ -171,32 +185,59 @@ fn make_backends(choice: BackendChoice) -> Result<Backends, CliError> {
     }
 }
 
-/// Narrows the plan to `--job` selections (and what they need). Names are checked here
-/// first, so an unknown one gets the list of jobs and a suggestion.
+/// Narrows the plan to `--job` selections and what they need; an unknown name gets the
+/// list of jobs and a suggestion.
 fn select(plan: Plan, wanted: &[String]) -> Result<Plan, CliError> {
     if wanted.is_empty() {
         return Ok(plan);
     }
-    for name in wanted {
-        if plan.jobs.iter().any(|j| &j.name == name || &j.base == name) {
-            continue;
-        }
-        let mut names: Vec<&str> = Vec::new();
-        for j in &plan.jobs {
-            for n in [j.base.as_str(), j.name.as_str()] {
-                if !names.contains(&n) {
-                    names.push(n);
-                }
+    plan.select(wanted).map_err(|e| {
+        let mut msg = String::new();
+        for (name, suggestion) in &e.unknown {
+            msg.push_str(&format!(
+                "error: --job {name}: the pipeline has no job \"{name}\"\n"
+            ));
+            if let Some(s) = suggestion {
+                msg.push_str(&format!("  help: did you mean \"{s}\"?\n"));
             }
         }
-        let mut msg = format!("error: --job {name}: the pipeline has no job \"{name}\"");
-        if let Some(best) = super::did_you_mean(name, names.iter().copied()) {
-            msg.push_str(&format!("\n  help: did you mean \"{best}\"?"));
+        msg.push_str(&format!("  note: jobs: {}", e.jobs.join(", ")));
+        CliError::Invalid(msg)
+    })
+}
+
+/// Every secret a job that may run refers to (`env: { X: { secret: NAME } }`) must be
+/// given: finding out when the job starts would waste the run up to there.
+fn check_secrets(plan: &Plan, secrets: &BTreeMap<String, String>) -> Result<(), CliError> {
+    let mut msg = String::new();
+    for job in plan.jobs.iter().filter(|j| j.excluded.is_none()) {
+        let envs = job
+            .env
+            .iter()
+            .chain(job.services.iter().flat_map(|s| s.env.iter()));
+        let mut missing: Vec<&str> = envs
+            .filter_map(|(_, value)| match value {
+                EnvValue::Secret(name) if !secrets.contains_key(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        for name in missing {
+            msg.push_str(&format!(
+                "error: job \"{}\" needs the secret \"{name}\", which was not given\n",
+                job.name
+            ));
         }
-        msg.push_str(&format!("\n  note: jobs: {}", names.join(", ")));
-        return Err(CliError::Invalid(msg));
     }
-    plan.select(wanted).map_err(|e| CliError::invalid(format!("error: {e}")))
+    if msg.is_empty() {
+        return Ok(());
+    }
+    msg.push_str(
+        "  help: give secrets with --secret NAME=VALUE, --secret NAME (from the environment) \
+         or --secrets-file FILE",
+    );
+    Err(CliError::Invalid(msg))
 }
 
 /// What the event loop owns.
@@ -226,7 +267,11 @@ impl Session {
         self.logs.event(&event);
         if let (RunEvent::RunStarted { .. }, Reporter::Live(live)) = (&event, &mut self.reporter) {
             live.set_log_paths(
-                self.logs.names().iter().map(|n| format!("{}/logs/{n}", self.dir)).collect(),
+                self.logs
+                    .names()
+                    .iter()
+                    .map(|n| format!("{}/logs/{n}", self.dir))
+                    .collect(),
             );
         }
         self.reporter.event(&self.state, &event, &self.header);
@@ -277,6 +322,8 @@ async fn drive(
     session.logs.flush();
     match engine.await {
         Ok(_summary) => Ok(session),
-        Err(e) => Err(CliError::Failed(anyhow::anyhow!("the engine stopped unexpectedly: {e}"))),
+        Err(e) => Err(CliError::Failed(anyhow::anyhow!(
+            "the engine stopped unexpectedly: {e}"
+        ))),
     }
 }

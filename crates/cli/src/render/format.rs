@@ -64,10 +64,20 @@ pub fn status_line(job: &JobState, paint: Paint) -> String {
     };
     match status {
         JobStatus::Succeeded => format!("{} {name}  {took}{tries}", paint.green("✓")),
-        JobStatus::Failed { outcome, allowed: false } => {
-            format!("{} {name}  {}  {took}{tries}", paint.red("✗"), paint.red(outcome))
+        JobStatus::Failed {
+            outcome,
+            allowed: false,
+        } => {
+            format!(
+                "{} {name}  {}  {took}{tries}",
+                paint.red("✗"),
+                paint.red(outcome)
+            )
         }
-        JobStatus::Failed { outcome, allowed: true } => format!(
+        JobStatus::Failed {
+            outcome,
+            allowed: true,
+        } => format!(
             "{} {name}  {} (allowed to fail)  {took}{tries}",
             paint.yellow("!"),
             paint.yellow(outcome)
@@ -78,13 +88,25 @@ pub fn status_line(job: &JobState, paint: Paint) -> String {
             paint.red(format!("error: {message}"))
         ),
         JobStatus::Skipped { reason } => {
-            format!("{} {}", paint.dim("-"), paint.dim(format!("{}  skipped: {reason}", job.name)))
+            format!(
+                "{} {}",
+                paint.dim("-"),
+                paint.dim(format!("{}  skipped: {reason}", job.name))
+            )
         }
         JobStatus::Cancelled if job.attempts == 0 => {
-            format!("{} {}", paint.dim("-"), paint.dim(format!("{}  cancelled before it started", job.name)))
+            format!(
+                "{} {}",
+                paint.dim("-"),
+                paint.dim(format!("{}  cancelled before it started", job.name))
+            )
         }
         JobStatus::Cancelled => {
-            format!("{} {name}  {}  {took}", paint.yellow("✗"), paint.yellow("cancelled"))
+            format!(
+                "{} {name}  {}  {took}",
+                paint.yellow("✗"),
+                paint.yellow("cancelled")
+            )
         }
     }
 }
@@ -108,11 +130,20 @@ pub struct SummaryInfo {
 /// The closing summary: a table of jobs, the artifacts, the total and where things are.
 pub fn summary(state: &RunState, info: &SummaryInfo, paint: Paint) -> String {
     let mut out = String::new();
-    let width = state.jobs.iter().map(|j| j.name.chars().count()).max().unwrap_or(3).max(3);
+    let width = state
+        .jobs
+        .iter()
+        .map(|j| j.name.chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
     let _ = writeln!(
         out,
         "\n{}",
-        paint.bold(format!("{:<width$}  {:<15}  {:>8}  {:>8}", "JOB", "STATUS", "DURATION", "ATTEMPTS"))
+        paint.bold(format!(
+            "{:<width$}  {:<15}  {:>8}  {:>8}",
+            "JOB", "STATUS", "DURATION", "ATTEMPTS"
+        ))
     );
     for job in &state.jobs {
         let word = job.status.as_ref().map_or("not run", JobStatus::word);
@@ -127,7 +158,11 @@ pub fn summary(state: &RunState, info: &SummaryInfo, paint: Paint) -> String {
             }
             _ => paint.dim(padded),
         };
-        let took = if job.attempts == 0 { "-".to_owned() } else { duration(job.duration) };
+        let took = if job.attempts == 0 {
+            "-".to_owned()
+        } else {
+            duration(job.duration)
+        };
         let _ = writeln!(
             out,
             "{:<width$}  {colored}  {took:>8}  {:>8}",
@@ -135,8 +170,11 @@ pub fn summary(state: &RunState, info: &SummaryInfo, paint: Paint) -> String {
         );
     }
 
-    let artifacts: Vec<_> =
-        state.jobs.iter().flat_map(|j| j.artifacts.iter().map(move |a| (j, a))).collect();
+    let artifacts: Vec<_> = state
+        .jobs
+        .iter()
+        .flat_map(|j| j.artifacts.iter().map(move |a| (j, a)))
+        .collect();
     if !artifacts.is_empty() {
         let _ = writeln!(out, "\n{}", paint.bold("artifacts:"));
         for (job, a) in artifacts {
@@ -151,9 +189,16 @@ pub fn summary(state: &RunState, info: &SummaryInfo, paint: Paint) -> String {
         }
     }
 
-    let counts: Vec<String> =
-        state.counts().iter().map(|(w, n)| format!("{n} {w}")).collect();
-    let counts = if counts.is_empty() { "no jobs".to_owned() } else { counts.join(", ") };
+    let counts: Vec<String> = state
+        .counts()
+        .iter()
+        .map(|(w, n)| format!("{n} {w}"))
+        .collect();
+    let counts = if counts.is_empty() {
+        "no jobs".to_owned()
+    } else {
+        counts.join(", ")
+    };
     let took = duration(state.duration);
     let n = info.number;
     let total = match state.status {
@@ -164,9 +209,15 @@ pub fn summary(state: &RunState, info: &SummaryInfo, paint: Paint) -> String {
             format!("{} run {n} failed in {took}: {counts}", paint.red("✗"))
         }
         Some(RunStatus::Cancelled) => {
-            format!("{} run {n} cancelled after {took}: {counts}", paint.yellow("✗"))
+            format!(
+                "{} run {n} cancelled after {took}: {counts}",
+                paint.yellow("✗")
+            )
         }
-        None => format!("{} run {n} ended without a result: {counts}", paint.red("✗")),
+        None => format!(
+            "{} run {n} ended without a result: {counts}",
+            paint.red("✗")
+        ),
     };
     let _ = writeln!(out, "\n{total}");
     if let Some(dir) = &info.dir {
@@ -202,7 +253,12 @@ mod tests {
 
     #[test]
     fn sizes() {
-        for (b, want) in [(0, "0 B"), (1023, "1023 B"), (1536, "1.5 KiB"), (5 << 20, "5.0 MiB")] {
+        for (b, want) in [
+            (0, "0 B"),
+            (1023, "1023 B"),
+            (1536, "1.5 KiB"),
+            (5 << 20, "5.0 MiB"),
+        ] {
             assert_eq!(size(b), want);
         }
     }

@@ -61,7 +61,9 @@ impl Live {
     /// cursor waiting to wrap, and the `^C` the terminal echoes would then push the bars
     /// down a line and leave a stale copy behind.
     fn fit(&self, text: &str) -> String {
-        let width = console::Term::stderr().size_checked().map_or(80, |(_, w)| usize::from(w));
+        let width = console::Term::stderr()
+            .size_checked()
+            .map_or(80, |(_, w)| usize::from(w));
         let fixed = 2 + self.name_width + 1 + DURATION_WIDTH + 2 + 1;
         let text = sanitize(text);
         console::truncate_str(&text, width.saturating_sub(fixed), "…").into_owned()
@@ -91,7 +93,9 @@ impl Live {
                 self.println(header);
             }
             RunEvent::JobStarted { job, attempt, .. } => {
-                let Some(slot) = self.bars.get_mut(*job) else { return };
+                let Some(slot) = self.bars.get_mut(*job) else {
+                    return;
+                };
                 if let Some(bar) = slot {
                     bar.set_message(format!("retrying: attempt {attempt}"));
                     return;
@@ -99,7 +103,10 @@ impl Live {
                 let bar = self.multi.add(ProgressBar::new_spinner());
                 bar.set_style(self.style.clone());
                 let name = console::truncate_str(state.name(*job), self.name_width, "…");
-                bar.set_prefix(console::pad_str(&name, self.name_width, console::Alignment::Left, None).into_owned());
+                bar.set_prefix(
+                    console::pad_str(&name, self.name_width, console::Alignment::Left, None)
+                        .into_owned(),
+                );
                 bar.enable_steady_tick(Duration::from_millis(120));
                 *slot = Some(bar);
             }
@@ -114,7 +121,9 @@ impl Live {
                     bar.finish_and_clear();
                     self.multi.remove(&bar);
                 }
-                let Some(j) = state.jobs.get(*job) else { return };
+                let Some(j) = state.jobs.get(*job) else {
+                    return;
+                };
                 let mut text = status_line(j, self.paint);
                 if is_failure(status) {
                     for line in &j.tail {

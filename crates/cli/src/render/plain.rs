@@ -59,9 +59,17 @@ impl<W: Write> Plain<W> {
                 };
                 self.line(&format!("{} {text}", self.paint.dim(prefix)));
             }
-            RunEvent::ArtifactStored { job, path, size: bytes, .. } => {
+            RunEvent::ArtifactStored {
+                job,
+                path,
+                size: bytes,
+                ..
+            } => {
                 let prefix = self.paint.dim(format!("[{}]", state.name(*job)));
-                self.line(&format!("{prefix} stored artifact {path} ({})", size(*bytes)));
+                self.line(&format!(
+                    "{prefix} stored artifact {path} ({})",
+                    size(*bytes)
+                ));
             }
             RunEvent::JobFinished { job, .. } => {
                 if let Some(j) = state.jobs.get(*job) {

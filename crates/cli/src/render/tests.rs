@@ -27,7 +27,12 @@ fn log(job: usize, stream: Stream, text: &str) -> RunEvent {
 }
 
 fn finished(job: usize, status: JobStatus, ms: u64, attempts: u32) -> RunEvent {
-    RunEvent::JobFinished { job, status, duration: Duration::from_millis(ms), attempts }
+    RunEvent::JobFinished {
+        job,
+        status,
+        duration: Duration::from_millis(ms),
+        attempts,
+    }
 }
 
 /// A failing run: build succeeds with an artifact, one matrix test fails, one is retried
@@ -37,12 +42,23 @@ fn failing_run() -> Vec<RunEvent> {
         RunEvent::RunStarted {
             run_id: "r1".to_owned(),
             pipeline: "hello".to_owned(),
-            jobs: ["build", "test (SHELL=sh)", "test (SHELL=bash)", "lint", "package", "notify"]
-                .map(String::from)
-                .to_vec(),
+            jobs: [
+                "build",
+                "test (SHELL=sh)",
+                "test (SHELL=bash)",
+                "lint",
+                "package",
+                "notify",
+            ]
+            .map(String::from)
+            .to_vec(),
             at: at(0),
         },
-        RunEvent::JobStarted { job: 0, attempt: 1, at: at(1) },
+        RunEvent::JobStarted {
+            job: 0,
+            attempt: 1,
+            at: at(1),
+        },
         log(0, Stream::Stdout, "+ ./build.sh"),
         log(0, Stream::Stderr, "warning: \x1b[33mcolored\x1b[0m\tthing"),
         RunEvent::ArtifactStored {
@@ -52,21 +68,75 @@ fn failing_run() -> Vec<RunEvent> {
             size: 2048,
         },
         finished(0, JobStatus::Succeeded, 1234, 1),
-        RunEvent::JobStarted { job: 1, attempt: 1, at: at(2) },
-        RunEvent::JobStarted { job: 2, attempt: 1, at: at(2) },
-        RunEvent::JobStarted { job: 3, attempt: 1, at: at(2) },
+        RunEvent::JobStarted {
+            job: 1,
+            attempt: 1,
+            at: at(2),
+        },
+        RunEvent::JobStarted {
+            job: 2,
+            attempt: 1,
+            at: at(2),
+        },
+        RunEvent::JobStarted {
+            job: 3,
+            attempt: 1,
+            at: at(2),
+        },
         log(1, Stream::Stdout, "+ ./test.sh"),
         log(2, Stream::System, "starting"),
         log(2, Stream::Service, "db ready"),
         log(1, Stream::Stdout, "not ok 1 greets"),
-        finished(1, JobStatus::Failed { outcome: Outcome::Failed { exit_code: 1 }, allowed: false }, 300, 1),
-        RunEvent::JobStarted { job: 2, attempt: 2, at: at(3) },
+        finished(
+            1,
+            JobStatus::Failed {
+                outcome: Outcome::Failed { exit_code: 1 },
+                allowed: false,
+            },
+            300,
+            1,
+        ),
+        RunEvent::JobStarted {
+            job: 2,
+            attempt: 2,
+            at: at(3),
+        },
         finished(2, JobStatus::Succeeded, 65_000, 2),
-        finished(3, JobStatus::Failed { outcome: Outcome::TimedOut, allowed: true }, 100, 1),
-        finished(4, JobStatus::Skipped { reason: "needs \"test (SHELL=sh)\", which failed".to_owned() }, 0, 0),
-        RunEvent::JobStarted { job: 5, attempt: 1, at: at(4) },
-        finished(5, JobStatus::Errored { message: "backend unavailable".to_owned() }, 10, 1),
-        RunEvent::RunFinished { status: RunStatus::Failed, duration: Duration::from_millis(67_890), dir: None },
+        finished(
+            3,
+            JobStatus::Failed {
+                outcome: Outcome::TimedOut,
+                allowed: true,
+            },
+            100,
+            1,
+        ),
+        finished(
+            4,
+            JobStatus::Skipped {
+                reason: "needs \"test (SHELL=sh)\", which failed".to_owned(),
+            },
+            0,
+            0,
+        ),
+        RunEvent::JobStarted {
+            job: 5,
+            attempt: 1,
+            at: at(4),
+        },
+        finished(
+            5,
+            JobStatus::Errored {
+                message: "backend unavailable".to_owned(),
+            },
+            10,
+            1,
+        ),
+        RunEvent::RunFinished {
+            status: RunStatus::Failed,
+            duration: Duration::from_millis(67_890),
+            dir: None,
+        },
     ]
 }
 
@@ -84,7 +154,11 @@ fn render_plain(events: &[RunEvent], info: &SummaryInfo) -> String {
 
 #[test]
 fn plain_failing_run() {
-    let info = SummaryInfo { number: 7, dir: Some(".gantry/runs/7".to_owned()), pruned: vec![1, 2] };
+    let info = SummaryInfo {
+        number: 7,
+        dir: Some(".gantry/runs/7".to_owned()),
+        pruned: vec![1, 2],
+    };
     insta::assert_snapshot!(render_plain(&failing_run(), &info));
 }
 
@@ -99,13 +173,26 @@ fn cancelled_and_succeeded_totals() {
     let check = |status: RunStatus, want: &str| {
         let mut events = failing_run();
         events.pop();
-        events.push(RunEvent::RunFinished { status, duration: Duration::from_secs(2), dir: None });
-        let out = render_plain(&events, &SummaryInfo { number: 3, ..SummaryInfo::default() });
+        events.push(RunEvent::RunFinished {
+            status,
+            duration: Duration::from_secs(2),
+            dir: None,
+        });
+        let out = render_plain(
+            &events,
+            &SummaryInfo {
+                number: 3,
+                ..SummaryInfo::default()
+            },
+        );
         assert!(out.contains(want), "{want:?} not in:\n{out}");
     };
     check(RunStatus::Cancelled, "✗ run 3 cancelled after 2.0s");
     check(RunStatus::Succeeded, "✓ run 3 succeeded in 2.0s");
-    check(RunStatus::Failed, "✗ run 3 failed in 2.0s: 2 succeeded, 1 failed, 1 allowed to fail, 1 errored, 1 skipped");
+    check(
+        RunStatus::Failed,
+        "✗ run 3 failed in 2.0s: 2 succeeded, 1 failed, 1 allowed to fail, 1 errored, 1 skipped",
+    );
 }
 
 #[test]
@@ -115,7 +202,11 @@ fn status_lines() {
     for e in &events {
         state.apply(e);
     }
-    let lines: Vec<String> = state.jobs.iter().map(|j| status_line(j, Paint::PLAIN)).collect();
+    let lines: Vec<String> = state
+        .jobs
+        .iter()
+        .map(|j| status_line(j, Paint::PLAIN))
+        .collect();
     assert_eq!(
         lines,
         [
