@@ -19,7 +19,7 @@ use crate::metadata::Workspace;
 pub use architecture_md::check_architecture_md;
 pub use deps::{Allowed, CRATE_RULES, CrateRule, LINK_RULES, LinkRule, check_dependency_graph};
 pub use lints::{check_workspace_lints, inherits_workspace_lints};
-pub use module_docs::{check_module_docs, has_module_doc};
+pub use module_docs::{check_module_docs, checked_files, has_module_doc};
 pub use purity::{PURE_CRATES, PureCrate, check_purity, forbidden_uses};
 
 /// What one check found.

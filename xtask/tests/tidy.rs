@@ -76,4 +76,15 @@ fn the_workspace_has_the_crates_the_rules_name() {
         assert!(ws.is_member(name), "`{name}` is not a workspace member");
     }
     assert!(Path::new(&ws.root).join("Cargo.toml").is_file());
+    let files = tidy::checked_files(&ws.root);
+    for must in [
+        "xtask/src/lib.rs",
+        "xtask/tests/tidy.rs",
+        "crates/pipeline/src/lib.rs",
+    ] {
+        assert!(
+            files.contains(&ws.root.join(must)),
+            "the module-doc check skips {must}"
+        );
+    }
 }
