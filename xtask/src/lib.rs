@@ -4,9 +4,11 @@
 //! - [`tidy`]: architecture and hygiene checks (dependency direction, module docs, lints).
 //! - [`test_cmd`]: `cargo xtask test`, THE test command: installs what the tests need, then
 //!   runs the whole suite with nextest.
+//! - [`images`]: `cargo xtask images`: builds the test images (Debian base by debootstrap).
 //! - [`bench`]: `cargo xtask bench [--record]`: runs the benches, records docs/benchmarks.md.
 
 pub mod bench;
+pub mod images;
 pub mod metadata;
 pub mod process;
 pub mod requirements;

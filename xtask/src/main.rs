@@ -1,5 +1,5 @@
-//! `cargo xtask`: gantry's project tasks (`tidy`, `test`, `bench`). Argument parsing only;
-//! the tasks live in the library.
+//! `cargo xtask`: gantry's project tasks (`tidy`, `test`, `images`, `bench`). Argument
+//! parsing only; the tasks live in the library.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,7 @@ use xtask::metadata::workspace_root;
 use xtask::process::say;
 use xtask::test_cmd::TestOptions;
 use xtask::tidy::{self, Verdict};
-use xtask::{bench, test_cmd};
+use xtask::{bench, images, test_cmd};
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -20,6 +20,9 @@ tasks:
                                packages, daemons), then runs the whole suite with nextest;
                                ARGS go to `cargo nextest run` (e.g. -- -p gantry-engine)
                                GROUP: docker (docker.io, dockerd, debootstrap)
+  images                       builds the container images the tests use (Debian base
+                               by debootstrap + docker import, then docker build on top);
+                               cached: an image whose recipe did not change is kept
   bench [--record]             runs the benches in release mode; --record writes the
                                results into docs/benchmarks.md";
 
@@ -48,6 +51,13 @@ fn dispatch(args: &[String]) -> Result<i32> {
             tidy_report(&root)
         }
         "test" => test_cmd::run(&root, &TestOptions::parse(rest)?),
+        "images" => {
+            if let Some(extra) = rest.first() {
+                bail!("`images` takes no arguments, got `{extra}`");
+            }
+            images::run(&root)?;
+            Ok(0)
+        }
         "bench" => {
             let record = match rest {
                 [] => false,

@@ -43,6 +43,10 @@ pub enum Fix {
     Fallback(&'static str),
 }
 
+/// Name of the requirement that a Docker daemon answers; the test images are built
+/// when it is selected.
+pub const DOCKER_DAEMON: &str = "docker daemon";
+
 /// How long a probe may take before it counts as failed (a daemon that never answers).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -76,7 +80,7 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fix: Fix::Apt(&["docker.io"]),
     },
     Requirement {
-        name: "docker daemon",
+        name: DOCKER_DAEMON,
         group: "docker",
         probe: &["docker", "info"],
         fix: Fix::Start(start_dockerd),

@@ -2,6 +2,8 @@
 //!
 //! 1. Meets the [requirements](crate::requirements) (installing missing Debian packages,
 //!    starting daemons), so it works on a fresh machine.
+//!    With the Docker requirements among them, builds the test images
+//!    ([`crate::images`], cached).
 //! 2. Runs `cargo nextest run --workspace --no-fail-fast` (the `ci` profile of
 //!    `.config/nextest.toml` when `CI=true`), or `cargo test --workspace --no-fail-fast`
 //!    where nextest is missing, passing on any arguments given after `--`.
@@ -14,6 +16,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
+use crate::images;
 use crate::metadata::cargo;
 use crate::process::{self, exit_code, say, search_path};
 use crate::requirements::{self, ensure, selected};
@@ -67,7 +70,13 @@ impl TestOptions {
 
 /// Runs the whole suite; returns the exit code to exit with.
 pub fn run(root: &Path, opts: &TestOptions) -> Result<i32> {
-    let fallbacks = ensure(&selected(&opts.with))?;
+    let reqs = selected(&opts.with);
+    let fallbacks = ensure(&reqs)?;
+    // With a Docker daemon set up, the container tests need their images (cached: a
+    // second run only inspects them).
+    if reqs.iter().any(|r| r.name == requirements::DOCKER_DAEMON) {
+        images::run(root)?;
+    }
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     let use_nextest = !fallbacks.contains(&"cargo-nextest");
     let mut cmd = Command::new(cargo());

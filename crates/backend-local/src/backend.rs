@@ -9,7 +9,6 @@ use std::time::Duration;
 use gantry_backend::{Backend, BackendError, BackendInfo, DeploySpec, JobEnv, JobSpec};
 
 use crate::job::{LocalJobEnv, ScriptSource};
-use crate::script;
 use crate::tree::{COOKIE_VAR, new_cookie};
 
 /// The shell that runs scripts. An absolute path, so a job that sets its own `PATH` still
@@ -89,7 +88,7 @@ impl Backend for LocalBackend {
         // Last, so that it wins over anything the job sets under the same name.
         env.push((COOKIE_VAR.to_owned(), cookie.clone()));
 
-        let program = script::render(&job.script);
+        let program = gantry_backend::render_script(&job.script);
         let script = if program.len() <= MAX_INLINE_SCRIPT {
             ScriptSource::Inline(program)
         } else {

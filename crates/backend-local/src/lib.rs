@@ -8,14 +8,14 @@
 //! [`become_subreaper`] called at start, orphans of jobs are re-parented to gantry and
 //! reaped, so no zombie remains.
 //!
-//! Layout: `backend` (prepare, probe), `job` (run and teardown), `script` (rendering the
-//! `sh` program), `spawn` (the only place a process is started), `lines` (pipe bytes to
-//! log lines), `tree` (finding, stopping and reaping a job's processes).
+//! Layout: `backend` (prepare, probe), `job` (run and teardown), `spawn` (the only place a
+//! process is started), `lines` (pipe bytes to log lines), `tree` (finding, stopping and
+//! reaping a job's processes). The `sh` program itself is rendered by
+//! [`gantry_backend::render_script`], shared with the other backends.
 
 mod backend;
 mod job;
 mod lines;
-mod script;
 mod spawn;
 mod tree;
 

@@ -366,7 +366,11 @@ mod tests {
         let me = std::process::id() as i32;
         let st = stat(me).expect("own stat");
         // The main thread's state: running, or sleeping while test threads work.
-        assert!(matches!(st.state, b'R' | b'S'), "state {}", st.state as char);
+        assert!(
+            matches!(st.state, b'R' | b'S'),
+            "state {}",
+            st.state as char
+        );
         assert_eq!(Some(st.session), getsid(None).ok().map(Pid::as_raw));
         // PATH is set in any environment cargo runs tests in.
         let path = std::env::var("PATH").expect("PATH");

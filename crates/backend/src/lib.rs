@@ -8,10 +8,17 @@
 //! after success, failure, timeout and cancel alike.
 //!
 //! This crate holds the contract and nothing else: no implementation, no pipeline types.
+//! Two small helpers every backend needs are here so that all backends behave alike:
+//! [`render_script`] (the `sh -e` program with `+ cmd` echoes) and [`LineSplitter`]
+//! (output bytes → log lines).
 
 mod contract;
+mod lines;
 mod log;
+mod script;
 
 pub use contract::*;
+pub use lines::LineSplitter;
 pub use log::*;
+pub use script::render_script;
 pub use tokio_util::sync::CancellationToken;

@@ -141,6 +141,22 @@ pub fn remove(dir: &Path) -> Result<(), WorkspaceError> {
 /// Copies every entry of `source` into `dest` (created if missing), preserving modes and
 /// symlinks. `dest` should be empty: existing files are not overwritten.
 pub fn materialize(source: &Source, dest: &Path) -> Result<CopyStats, WorkspaceError> {
+    let threads = if source.entries().len() < PARALLEL_THRESHOLD {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .clamp(2, 4)
+    };
+    materialize_with(source, dest, threads)
+}
+
+/// [`materialize`] with a chosen number of copying threads (for benchmarks).
+pub fn materialize_with(
+    source: &Source,
+    dest: &Path,
+    threads: usize,
+) -> Result<CopyStats, WorkspaceError> {
     let started = Instant::now();
     std::fs::create_dir_all(dest).map_err(io("cannot create", dest))?;
     make_dirs(source.entries(), dest)?;
@@ -186,13 +202,7 @@ pub fn materialize(source: &Source, dest: &Path) -> Result<CopyStats, WorkspaceE
         .map(|(_, e)| *e)
         .collect();
 
-    let threads = if rest.len() < PARALLEL_THRESHOLD {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(2, 4)
-    };
+    let threads = threads.max(1);
     stats.threads = threads;
     let totals = copy_all(&rest, source.root(), dest, stats.method, threads)?;
     stats.files += totals.files;

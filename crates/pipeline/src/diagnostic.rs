@@ -52,7 +52,12 @@ pub struct Location {
 impl Diagnostic {
     /// A diagnostic without a place in the file.
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), location: None, notes: Vec::new(), help: None }
+        Diagnostic {
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+            help: None,
+        }
     }
 
     /// Adds a suggestion on how to fix the problem.
@@ -102,7 +107,12 @@ impl fmt::Display for Diagnostic {
         write!(f, "\n{pad} |")?;
         let (quoted, caret_start, caret_width) = layout(&loc.source_line, loc.column, loc.width);
         write!(f, "\n{number} | {quoted}")?;
-        write!(f, "\n{pad} | {}{}", " ".repeat(caret_start), "^".repeat(caret_width))?;
+        write!(
+            f,
+            "\n{pad} | {}{}",
+            " ".repeat(caret_start),
+            "^".repeat(caret_width)
+        )?;
         for note in &self.notes {
             write!(f, "\n{pad} = note: {note}")?;
         }
@@ -256,7 +266,11 @@ impl Source {
     pub fn new(path: &str, text: &str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Source { path: path.to_string(), text: text.to_string(), line_starts }
+        Source {
+            path: path.to_string(),
+            text: text.to_string(),
+            line_starts,
+        }
     }
 
     pub fn text(&self) -> &str {
@@ -268,7 +282,11 @@ impl Source {
         let Some(&start) = self.line_starts.get((line as usize).wrapping_sub(1)) else {
             return "";
         };
-        let end = self.line_starts.get(line as usize).copied().unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line as usize)
+            .copied()
+            .unwrap_or(self.text.len());
         self.text[start..end].trim_end_matches(['\n', '\r'])
     }
 
@@ -356,6 +374,9 @@ mod tests {
         ds.push(Diagnostic::new("one"));
         assert_eq!(ds.to_string(), "error: one\n\n1 error");
         ds.push(Diagnostic::new("two").with_help("h"));
-        assert_eq!(ds.to_string(), "error: one\n\nerror: two\n  = help: h\n\n2 errors");
+        assert_eq!(
+            ds.to_string(),
+            "error: one\n\nerror: two\n  = help: h\n\n2 errors"
+        );
     }
 }

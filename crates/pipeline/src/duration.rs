@@ -6,8 +6,13 @@
 use std::time::Duration;
 
 /// Units in the order they must appear, with their length in milliseconds.
-const UNITS: [(&str, u64); 5] =
-    [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+const UNITS: [(&str, u64); 5] = [
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
 
 /// Why a duration did not parse; the text is shown after "invalid duration".
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,7 +66,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(DurationError::Syntax(s.to_string()));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| DurationError::Overflow(s.to_string()))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| DurationError::Overflow(s.to_string()))?;
         rest = &rest[digits..];
         let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         if letters == 0 {
@@ -74,7 +81,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let unit = &rest[..letters];
         rest = &rest[letters..];
         let Some(idx) = UNITS.iter().position(|(u, _)| *u == unit) else {
-            return Err(DurationError::BadUnit { text: s.to_string(), unit: unit.to_string() });
+            return Err(DurationError::BadUnit {
+                text: s.to_string(),
+                unit: unit.to_string(),
+            });
         };
         if last_unit.is_some_and(|l| l >= idx) {
             return Err(DurationError::Order(s.to_string()));
@@ -109,7 +119,9 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expect: Result<u64, &str>) {
-        let got = parse_duration(input).map(|d| d.as_millis() as u64).map_err(|e| e.to_string());
+        let got = parse_duration(input)
+            .map(|d| d.as_millis() as u64)
+            .map_err(|e| e.to_string());
         assert_eq!(got, expect.map_err(str::to_string), "input {input:?}");
     }
 
@@ -128,18 +140,34 @@ mod tests {
         check("", Err("a duration cannot be empty"));
         check("m", Err(r#""m" is not a duration"#));
         check("1.5h", Err(r#""1.5h" is not a duration"#));
-        check("30m1h", Err(r#"units in "30m1h" must go from largest to smallest, each at most once"#));
-        check("1m1m", Err(r#"units in "1m1m" must go from largest to smallest, each at most once"#));
+        check(
+            "30m1h",
+            Err(r#"units in "30m1h" must go from largest to smallest, each at most once"#),
+        );
+        check(
+            "1m1m",
+            Err(r#"units in "1m1m" must go from largest to smallest, each at most once"#),
+        );
         check("-5s", Err(r#""-5s" is not a duration"#));
-        check("99999999999999999999s", Err(r#""99999999999999999999s" is too long"#));
-        check("9999999999999999d", Err(r#""9999999999999999d" is too long"#));
+        check(
+            "99999999999999999999s",
+            Err(r#""99999999999999999999s" is too long"#),
+        );
+        check(
+            "9999999999999999d",
+            Err(r#""9999999999999999d" is too long"#),
+        );
     }
 
     #[test]
     fn format_round_trips() {
         for text in ["1h30m", "500ms", "2d", "1m30s500ms", "0s", "60m"] {
-            let d = parse_duration(text).unwrap();
-            assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text}");
+            let d = parse_duration(text).expect("should succeed");
+            assert_eq!(
+                parse_duration(&format_duration(d)).expect("should succeed"),
+                d,
+                "{text}"
+            );
         }
         assert_eq!(format_duration(Duration::from_secs(3600)), "1h");
     }

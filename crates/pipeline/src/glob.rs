@@ -3,24 +3,31 @@
 //! `*` does not cross `/` (globset's `literal_separator`), so `release/*` matches
 //! `release/1.0` but not `release/1.0/hotfix`; `**` does cross it.
 
-use globset::{GlobBuilder, GlobMatcher};
+use std::sync::{Arc, OnceLock};
 
-/// A compiled glob together with the text it came from.
+use globset::{Glob, GlobBuilder, GlobMatcher};
+
+/// A checked glob together with the text it came from. The matcher (a regex) is compiled
+/// on first use: validating a file with thousands of artifact globs must not compile
+/// thousands of regexes nobody matches against. Clones share the compiled matcher.
 #[derive(Debug, Clone)]
 pub struct GlobPattern {
     text: String,
-    matcher: GlobMatcher,
+    inner: Arc<(Glob, OnceLock<GlobMatcher>)>,
 }
 
 impl GlobPattern {
-    /// Compiles a pattern; the error text is globset's description of the problem.
+    /// Parses a pattern; the error text is globset's description of the problem.
     pub fn new(text: &str) -> Result<GlobPattern, String> {
         let glob = GlobBuilder::new(text)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
             .map_err(|e| e.kind().to_string())?;
-        Ok(GlobPattern { text: text.to_string(), matcher: glob.compile_matcher() })
+        Ok(GlobPattern {
+            text: text.to_string(),
+            inner: Arc::new((glob, OnceLock::new())),
+        })
     }
 
     /// The pattern as written.
@@ -30,7 +37,10 @@ impl GlobPattern {
 
     /// Whether `candidate` matches.
     pub fn is_match(&self, candidate: &str) -> bool {
-        self.matcher.is_match(candidate)
+        let (glob, matcher) = &*self.inner;
+        matcher
+            .get_or_init(|| glob.compile_matcher())
+            .is_match(candidate)
     }
 }
 
@@ -45,7 +55,7 @@ mod tests {
     use super::*;
 
     fn check(pattern: &str, candidate: &str, expect: bool) {
-        let g = GlobPattern::new(pattern).unwrap();
+        let g = GlobPattern::new(pattern).expect("should succeed");
         assert_eq!(g.is_match(candidate), expect, "{pattern} vs {candidate}");
     }
 

@@ -21,7 +21,8 @@ pub(crate) fn toposort(needs: &[Vec<usize>]) -> Result<Vec<usize>, Vec<Vec<usize
             dependents[need].push(job);
         }
     }
-    let mut ready: BinaryHeap<Reverse<usize>> = (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
+    let mut ready: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(Reverse(i)) = ready.pop() {
         order.push(i);
@@ -57,7 +58,11 @@ fn cycles(needs: &[Vec<usize>], waiting: &[usize]) -> Vec<Vec<usize>> {
             if walk_of[at] == start {
                 let from = path.iter().position(|&p| p == at).unwrap_or(0);
                 let mut cycle: Vec<usize> = path[from..].to_vec();
-                let min = cycle.iter().enumerate().min_by_key(|(_, v)| **v).map_or(0, |(i, _)| i);
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, v)| **v)
+                    .map_or(0, |(i, _)| i);
                 cycle.rotate_left(min);
                 found.push(cycle);
                 break;
@@ -100,7 +105,10 @@ mod tests {
         // 0 -> needs 2 -> needs 1 -> needs 0; 3 hangs off the cycle.
         check(&[&[2], &[0], &[1], &[0]], Err(vec![vec![0, 2, 1]]));
         // Two separate cycles.
-        check(&[&[1], &[0], &[], &[4], &[3]], Err(vec![vec![0, 1], vec![3, 4]]));
+        check(
+            &[&[1], &[0], &[], &[4], &[3]],
+            Err(vec![vec![0, 1], vec![3, 4]]),
+        );
         // A node downstream of a cycle, listed first.
         check(&[&[1], &[2], &[1]], Err(vec![vec![1, 2]]));
     }
@@ -108,7 +116,9 @@ mod tests {
     #[test]
     fn long_chains_do_not_recurse() {
         let n = 200_000;
-        let needs: Vec<Vec<usize>> = (0..n).map(|i| if i == 0 { vec![] } else { vec![i - 1] }).collect();
+        let needs: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
         assert_eq!(toposort(&needs).map(|o| o.len()), Ok(n));
     }
 }

@@ -30,8 +30,16 @@ pub fn default_pipeline_name(path: &str) -> String {
             .filter(|d| !d.is_empty() && *d != "." && *d != "..");
         return dir.unwrap_or("gantry").to_string();
     }
-    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").trim_start_matches('.');
-    if stem.is_empty() { "gantry".to_string() } else { stem.to_string() }
+    let stem = p
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .trim_start_matches('.');
+    if stem.is_empty() {
+        "gantry".to_string()
+    } else {
+        stem.to_string()
+    }
 }
 
 /// Parses and validates a pipeline file. `path` is how diagnostics name the file and
@@ -44,7 +52,7 @@ pub fn parse(path: &str, text: &str) -> Result<Spec, Diagnostics> {
 /// real directory name even when the path is relative, like `gantry.yml`).
 pub fn parse_named(path: &str, default_name: &str, text: &str) -> Result<Spec, Diagnostics> {
     let source = Arc::new(Source::new(path, text));
-    let root = yaml::load(&source).map_err(Diagnostics::from)?;
+    let root = yaml::load(&source).map_err(|d| Diagnostics::from(*d))?;
     let mut decoder = Decoder::new(&source);
     let spec = decoder.spec(root.as_ref(), default_name, source.clone());
     let mut diags = decoder.diags;

@@ -25,8 +25,16 @@ impl SelectError {
                 None => format!("{n:?}"),
             })
             .collect();
-        let head = if names.len() == 1 { "no job named" } else { "no jobs named" };
-        format!("{head} {}; the jobs are: {}", names.join(", "), self.jobs.join(", "))
+        let head = if names.len() == 1 {
+            "no job named"
+        } else {
+            "no jobs named"
+        };
+        format!(
+            "{head} {}; the jobs are: {}",
+            names.join(", "),
+            self.jobs.join(", ")
+        )
     }
 }
 
@@ -46,13 +54,24 @@ impl Plan {
                 }
             }
             if !found {
-                let candidates = self.jobs.iter().flat_map(|j| [j.base.as_str(), j.name.as_str()]);
-                unknown.push((name.clone(), did_you_mean(name, candidates).map(str::to_string)));
+                let candidates = self
+                    .jobs
+                    .iter()
+                    .flat_map(|j| [j.base.as_str(), j.name.as_str()]);
+                unknown.push((
+                    name.clone(),
+                    did_you_mean(name, candidates).map(str::to_string),
+                ));
             }
         }
         if !unknown.is_empty() {
             let mut seen = BTreeSet::new();
-            let jobs = self.jobs.iter().filter(|j| seen.insert(j.base.as_str())).map(|j| j.base.clone()).collect();
+            let jobs = self
+                .jobs
+                .iter()
+                .filter(|j| seen.insert(j.base.as_str()))
+                .map(|j| j.base.clone())
+                .collect();
             return Err(SelectError { unknown, jobs });
         }
         // Jobs come after their needs, so one backwards pass closes over all needs.
@@ -73,6 +92,10 @@ impl Plan {
                 jobs.push(j);
             }
         }
-        Ok(Plan { pipeline: self.pipeline.clone(), jobs, params: self.params.clone() })
+        Ok(Plan {
+            pipeline: self.pipeline.clone(),
+            jobs,
+            params: self.params.clone(),
+        })
     }
 }

@@ -21,11 +21,21 @@ pub struct Span {
 
 impl Span {
     /// The span of a value gantry made up (no place in the file).
-    pub const NONE: Span = Span { line: 0, col: 0, end_line: 0, end_col: 0 };
+    pub const NONE: Span = Span {
+        line: 0,
+        col: 0,
+        end_line: 0,
+        end_col: 0,
+    };
 
     /// A span from explicit coordinates.
     pub fn new(line: u32, col: u32, end_line: u32, end_col: u32) -> Span {
-        Span { line, col, end_line, end_col }
+        Span {
+            line,
+            col,
+            end_line,
+            end_col,
+        }
     }
 
     /// Whether this span points into the file.
@@ -36,7 +46,12 @@ impl Span {
     /// A sub-range of a single-line span: `len` characters starting `offset` characters in.
     pub(crate) fn sub(&self, offset: usize, len: usize) -> Span {
         let col = self.col + offset as u32;
-        Span { line: self.line, col, end_line: self.line, end_col: col + len.max(1) as u32 }
+        Span {
+            line: self.line,
+            col,
+            end_line: self.line,
+            end_col: col + len.max(1) as u32,
+        }
     }
 }
 
@@ -57,7 +72,10 @@ impl<T> Spanned<T> {
 
     /// A value that was not written in the file (a default).
     pub fn unspanned(value: T) -> Self {
-        Spanned { value, span: Span::NONE }
+        Spanned {
+            value,
+            span: Span::NONE,
+        }
     }
 }
 

@@ -131,7 +131,12 @@ impl ParamType {
     }
 
     /// All types, in the order the docs list them.
-    pub const ALL: [ParamType; 4] = [ParamType::String, ParamType::Bool, ParamType::Choice, ParamType::Ref];
+    pub const ALL: [ParamType; 4] = [
+        ParamType::String,
+        ParamType::Bool,
+        ParamType::Choice,
+        ParamType::Ref,
+    ];
 }
 
 /// One entry of `params:`.
@@ -364,8 +369,12 @@ impl OutcomeFilter {
     }
 
     /// All values.
-    pub const ALL: [OutcomeFilter; 4] =
-        [OutcomeFilter::Failure, OutcomeFilter::Success, OutcomeFilter::Fixed, OutcomeFilter::Always];
+    pub const ALL: [OutcomeFilter; 4] = [
+        OutcomeFilter::Failure,
+        OutcomeFilter::Success,
+        OutcomeFilter::Fixed,
+        OutcomeFilter::Always,
+    ];
 }
 
 /// One entry of `notify:`. `${VARS}` here are resolved by the server when it sends the

@@ -1,7 +1,10 @@
 //! "Did you mean …?" for misspelled keys, job names, params and variables.
 
 /// The candidate closest to `word`, if it is close enough to be a plausible typo.
-pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let lower = word.to_lowercase();
     let mut best: Option<(f64, &str)> = None;
     for cand in candidates {
@@ -15,7 +18,10 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = 
         let limit = (word.chars().count().max(cand.chars().count()) / 3).max(1);
         let score = strsim::jaro_winkler(&lower, &cl);
         let prefix = lower.chars().count() >= 3 && cl.starts_with(&lower);
-        let plausible = cl == lower || prefix || strsim::damerau_levenshtein(&lower, &cl) <= limit || score >= 0.9;
+        let plausible = cl == lower
+            || prefix
+            || strsim::damerau_levenshtein(&lower, &cl) <= limit
+            || score >= 0.9;
         if plausible && best.is_none_or(|(b, _)| score > b) {
             best = Some((score, cand));
         }
@@ -24,13 +30,20 @@ pub(crate) fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = 
 }
 
 /// `did you mean "x"?`, or `None`.
-pub(crate) fn help_did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub(crate) fn help_did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     did_you_mean(word, candidates).map(|c| format!("did you mean {c:?}?"))
 }
 
 /// `"a", "b", "c"` for messages.
 pub(crate) fn quoted_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    items.into_iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+    items
+        .into_iter()
+        .map(|s| format!("{s:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -39,7 +52,9 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        let keys = ["needs", "when", "image", "script", "services", "timeout", "retry"];
+        let keys = [
+            "needs", "when", "image", "script", "services", "timeout", "retry",
+        ];
         let cases = [
             ("need", Some("needs")),
             ("scirpt", Some("script")),
@@ -56,7 +71,13 @@ mod tests {
         let outcomes = ["failure", "success", "fixed", "always"];
         assert_eq!(did_you_mean("failed", outcomes), Some("failure"));
         assert_eq!(did_you_mean("sucess", outcomes), Some("success"));
-        assert_eq!(did_you_mean("prod", ["staging", "production"]), Some("production"));
-        assert_eq!(did_you_mean("sometimes", ["success", "failure", "always"]), None);
+        assert_eq!(
+            did_you_mean("prod", ["staging", "production"]),
+            Some("production")
+        );
+        assert_eq!(
+            did_you_mean("sometimes", ["success", "failure", "always"]),
+            None
+        );
     }
 }

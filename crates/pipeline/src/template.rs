@@ -76,6 +76,10 @@ pub fn is_var_name(name: &str) -> bool {
 impl Template {
     /// Parses `text`; `allow_hash` enables `${hash:FILE}` (only in `cache.key`).
     pub fn parse(text: &str, allow_hash: bool) -> Result<Template, TemplateError> {
+        // Most values have no `$` at all.
+        if !text.contains('$') {
+            return Ok(Template::literal(text));
+        }
         let chars: Vec<char> = text.chars().collect();
         let mut parts = Vec::new();
         let mut lit = String::new();
@@ -118,13 +122,23 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Ok(Template { text: text.to_string(), parts })
+        Ok(Template {
+            text: text.to_string(),
+            parts,
+        })
     }
 
     /// A template with no references (the text is taken literally).
     pub fn literal(text: &str) -> Template {
-        let parts = if text.is_empty() { Vec::new() } else { vec![Part::Lit(text.to_string())] };
-        Template { text: text.to_string(), parts }
+        let parts = if text.is_empty() {
+            Vec::new()
+        } else {
+            vec![Part::Lit(text.to_string())]
+        };
+        Template {
+            text: text.to_string(),
+            parts,
+        }
     }
 
     /// The text as written.
@@ -154,14 +168,20 @@ impl Template {
             match p {
                 Part::Lit(l) | Part::Raw(l) => out.push_str(l),
                 Part::Var(v) => match (resolve(&v.name), &v.default) {
-                    (Resolved::Value(s), Some(d)) if s.is_empty() => out.push_str(d),
+                    (Resolved::Value(""), Some(d)) => out.push_str(d),
                     (Resolved::Value(s), _) => out.push_str(s),
                     (Resolved::Unknown, Some(d)) => out.push_str(d),
                     (Resolved::Unknown, None) => {
-                        return Err(RenderError { var: v.clone(), secret: false });
+                        return Err(RenderError {
+                            var: v.clone(),
+                            secret: false,
+                        });
                     }
                     (Resolved::Secret, _) => {
-                        return Err(RenderError { var: v.clone(), secret: true });
+                        return Err(RenderError {
+                            var: v.clone(),
+                            secret: true,
+                        });
                     }
                 },
             }
@@ -170,7 +190,12 @@ impl Template {
     }
 }
 
-fn parse_ref(inner: &str, offset: usize, len: usize, allow_hash: bool) -> Result<Part, TemplateError> {
+fn parse_ref(
+    inner: &str,
+    offset: usize,
+    len: usize,
+    allow_hash: bool,
+) -> Result<Part, TemplateError> {
     let err = |message: String, help: Option<&str>| TemplateError {
         message,
         help: help.map(str::to_string),
@@ -185,7 +210,10 @@ fn parse_ref(inner: &str, offset: usize, len: usize, allow_hash: bool) -> Result
             ));
         }
         if files.trim().is_empty() {
-            return Err(err("`${hash:}` needs a file name, e.g. `${hash:Cargo.lock}`".into(), None));
+            return Err(err(
+                "`${hash:}` needs a file name, e.g. `${hash:Cargo.lock}`".into(),
+                None,
+            ));
         }
         return Ok(Part::Raw(format!("${{{inner}}}")));
     }
@@ -194,7 +222,10 @@ fn parse_ref(inner: &str, offset: usize, len: usize, allow_hash: bool) -> Result
         None => (inner, None),
     };
     if name.is_empty() {
-        return Err(err("empty variable name in `${}`".into(), Some("write `${NAME}`, or `$$` for a literal `$`")));
+        return Err(err(
+            "empty variable name in `${}`".into(),
+            Some("write `${NAME}`, or `$$` for a literal `$`"),
+        ));
     }
     if !is_var_name(name) {
         let help = if name.contains(':') || name.contains('-') {
@@ -202,9 +233,17 @@ fn parse_ref(inner: &str, offset: usize, len: usize, allow_hash: bool) -> Result
         } else {
             "variable names are letters, digits and `_`, and do not start with a digit"
         };
-        return Err(err(format!("invalid variable reference `${{{inner}}}`"), Some(help)));
+        return Err(err(
+            format!("invalid variable reference `${{{inner}}}`"),
+            Some(help),
+        ));
     }
-    Ok(Part::Var(VarRef { name: name.to_string(), default, offset, len }))
+    Ok(Part::Var(VarRef {
+        name: name.to_string(),
+        default,
+        offset,
+        len,
+    }))
 }
 
 #[cfg(test)]
@@ -213,16 +252,28 @@ mod tests {
 
     /// Renders with A=1, EMPTY="", TOKEN a secret, everything else unknown.
     fn check(input: &str, expect: Result<&str, &str>) {
-        let got = Template::parse(input, true).map_err(|e| e.message).and_then(|t| {
-            t.render(|name| match name {
-                "A" => Resolved::Value("1"),
-                "EMPTY" => Resolved::Value(""),
-                "TOKEN" => Resolved::Secret,
-                _ => Resolved::Unknown,
-            })
-            .map_err(|e| format!("{} {}", if e.secret { "secret" } else { "unknown" }, e.var.name))
-        });
-        assert_eq!(got, expect.map(str::to_string).map_err(str::to_string), "input {input:?}");
+        let got = Template::parse(input, true)
+            .map_err(|e| e.message)
+            .and_then(|t| {
+                t.render(|name| match name {
+                    "A" => Resolved::Value("1"),
+                    "EMPTY" => Resolved::Value(""),
+                    "TOKEN" => Resolved::Secret,
+                    _ => Resolved::Unknown,
+                })
+                .map_err(|e| {
+                    format!(
+                        "{} {}",
+                        if e.secret { "secret" } else { "unknown" },
+                        e.var.name
+                    )
+                })
+            });
+        assert_eq!(
+            got,
+            expect.map(str::to_string).map_err(str::to_string),
+            "input {input:?}"
+        );
     }
 
     #[test]
@@ -253,26 +304,40 @@ mod tests {
         check("${1A}", Err("invalid variable reference `${1A}`"));
         check("${A-B}", Err("invalid variable reference `${A-B}`"));
         check("${A:B}", Err("invalid variable reference `${A:B}`"));
-        check("${hash:}", Err("`${hash:}` needs a file name, e.g. `${hash:Cargo.lock}`"));
+        check(
+            "${hash:}",
+            Err("`${hash:}` needs a file name, e.g. `${hash:Cargo.lock}`"),
+        );
         check("é${A}ü", Ok("é1ü"));
     }
 
     #[test]
     fn hash_only_where_allowed() {
-        let e = Template::parse("${hash:x}", false).unwrap_err();
+        let e = Template::parse("${hash:x}", false).expect_err("should fail");
         assert_eq!(e.message, "`${hash:…}` is only available in `cache.key`");
     }
 
     #[test]
     fn references_know_their_position() {
-        let t = Template::parse("ab${X:-1}c${Y}", false).unwrap();
-        let vars: Vec<_> = t.vars().map(|v| (v.name.as_str(), v.offset, v.len)).collect();
+        let t = Template::parse("ab${X:-1}c${Y}", false).expect("should succeed");
+        let vars: Vec<_> = t
+            .vars()
+            .map(|v| (v.name.as_str(), v.offset, v.len))
+            .collect();
         assert_eq!(vars, [("X", 2, 7), ("Y", 10, 4)]);
     }
 
     #[test]
     fn variable_names() {
-        for (name, ok) in [("A", true), ("_x1", true), ("GO_VERSION", true), ("1A", false), ("", false), ("A-B", false), ("É", false)] {
+        for (name, ok) in [
+            ("A", true),
+            ("_x1", true),
+            ("GO_VERSION", true),
+            ("1A", false),
+            ("", false),
+            ("A-B", false),
+            ("É", false),
+        ] {
             assert_eq!(is_var_name(name), ok, "{name}");
         }
     }

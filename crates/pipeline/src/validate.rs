@@ -52,11 +52,20 @@ pub(crate) struct Validator<'s> {
 
 /// The needs of each job as indices into `spec.jobs`, unknown names left out.
 pub(crate) fn resolve_needs(spec: &Spec) -> Vec<Vec<usize>> {
-    let index: HashMap<&str, usize> = spec.jobs.iter().enumerate().map(|(i, j)| (j.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = spec
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
     spec.jobs
         .iter()
         .map(|j| {
-            let mut v: Vec<usize> = j.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect();
+            let mut v: Vec<usize> = j
+                .needs
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect();
             v.sort_unstable();
             v.dedup();
             v
@@ -66,7 +75,11 @@ pub(crate) fn resolve_needs(spec: &Spec) -> Vec<Vec<usize>> {
 
 impl<'s> Validator<'s> {
     pub fn new(src: &'s Source) -> Self {
-        Validator { src, diags: Vec::new(), reported: HashSet::new() }
+        Validator {
+            src,
+            diags: Vec::new(),
+            reported: HashSet::new(),
+        }
     }
 
     fn error(&mut self, span: Span, message: impl Into<String>) -> &mut Diagnostic {
@@ -82,29 +95,45 @@ impl<'s> Validator<'s> {
 
     fn needs(&mut self, spec: &Spec) {
         let names: Vec<&str> = spec.jobs.iter().map(|j| j.name.as_str()).collect();
+        let known: HashSet<&str> = names.iter().copied().collect();
         for job in &spec.jobs {
             for need in &job.needs {
-                if names.contains(&need.as_str()) {
+                if known.contains(need.as_str()) {
                     continue;
                 }
                 let help = help_did_you_mean(need, names.iter().copied())
                     .unwrap_or_else(|| format!("the jobs are: {}", names.join(", ")));
-                self.error(need.span, format!("job {:?} needs {:?}, which is not a job in this file", job.name.value, need.value))
-                    .help = Some(help);
+                self.error(
+                    need.span,
+                    format!(
+                        "job {:?} needs {:?}, which is not a job in this file",
+                        job.name.value, need.value
+                    ),
+                )
+                .help = Some(help);
             }
         }
         let needs = resolve_needs(spec);
-        let Err(cycles) = toposort(&needs) else { return };
+        let Err(cycles) = toposort(&needs) else {
+            return;
+        };
         for cycle in cycles {
             let job = |k: usize| &spec.jobs[cycle[k % cycle.len()]];
             // `cycle[k]` needs `cycle[k + 1]`. Shown in run order (`a -> b`: a finishes
             // before b starts), starting and ending at the job that comes first in the file.
-            let mut run_order: Vec<&str> = cycle.iter().rev().map(|&i| spec.jobs[i].name.as_str()).collect();
+            let mut run_order: Vec<&str> = cycle
+                .iter()
+                .rev()
+                .map(|&i| spec.jobs[i].name.as_str())
+                .collect();
             run_order.rotate_right(1);
             run_order.push(run_order[0]);
             let need_span = |k: usize| {
                 let (j, next) = (job(k), job(k + 1));
-                j.needs.iter().find(|n| n.value == next.name.value).map_or(j.name.span, |n| n.span)
+                j.needs
+                    .iter()
+                    .find(|n| n.value == next.name.value)
+                    .map_or(j.name.span, |n| n.span)
             };
             let message = if cycle.len() == 1 {
                 format!("job {:?} needs itself", job(0).name.value)
@@ -112,7 +141,14 @@ impl<'s> Validator<'s> {
                 format!("dependency cycle: {}", run_order.join(" -> "))
             };
             let chain: Vec<String> = (0..cycle.len())
-                .map(|k| format!("{:?} needs {:?} (line {})", job(k).name.value, job(k + 1).name.value, need_span(k).line))
+                .map(|k| {
+                    format!(
+                        "{:?} needs {:?} (line {})",
+                        job(k).name.value,
+                        job(k + 1).name.value,
+                        need_span(k).line
+                    )
+                })
                 .collect();
             let d = self.error(need_span(0), message);
             d.notes.push(chain.join(", "));
@@ -147,7 +183,11 @@ impl<'s> Validator<'s> {
         }
         // `workspace` is resolved before any env (env values may use GANTRY_WORKSPACE), so
         // it sees only built-ins, params and the matrix.
-        let mut ws_base: Scope<'_> = BUILTIN_VARS.iter().filter(|&&b| b != "GANTRY_WORKSPACE").map(|&b| (b, false)).collect();
+        let mut ws_base: Scope<'_> = BUILTIN_VARS
+            .iter()
+            .filter(|&&b| b != "GANTRY_WORKSPACE")
+            .map(|&b| (b, false))
+            .collect();
         for p in &spec.params {
             ws_base.insert(p.name.as_str(), false);
         }
@@ -176,7 +216,10 @@ impl<'s> Validator<'s> {
                 let t = Spanned::new(t.clone(), var.value.span);
                 self.check(&t, var.name.as_str(), ctx, scope, &env[i..]);
             }
-            scope.insert(var.name.as_str(), matches!(var.value.value, EnvSource::Secret(_)));
+            scope.insert(
+                var.name.as_str(),
+                matches!(var.value.value, EnvSource::Secret(_)),
+            );
         }
     }
 
@@ -230,7 +273,10 @@ impl<'s> Validator<'s> {
             let dctx = format!("\"deploy\" of {ctx}");
             match &d.value {
                 DeploySpec::Compose { file } => self.check(file, "compose", &dctx, scope, &[]),
-                DeploySpec::Kubernetes { manifests, namespace } => {
+                DeploySpec::Kubernetes {
+                    manifests,
+                    namespace,
+                } => {
                     self.check(manifests, "manifests", &dctx, scope, &[]);
                     if let Some(n) = namespace {
                         self.check(n, "namespace", &dctx, scope, &[]);
@@ -243,7 +289,14 @@ impl<'s> Validator<'s> {
     /// Reports references in `t` to names not in `scope` (unless they have a default) and
     /// to secrets. `later` holds the env entries from the one being checked onwards, to
     /// explain an ordering mistake.
-    fn check(&mut self, t: &Spanned<Template>, field: &str, ctx: &str, scope: &Scope<'_>, later: &[EnvVar]) {
+    fn check(
+        &mut self,
+        t: &Spanned<Template>,
+        field: &str,
+        ctx: &str,
+        scope: &Scope<'_>,
+        later: &[EnvVar],
+    ) {
         for var in t.vars() {
             let secret = match scope.get(var.name.as_str()) {
                 Some(&secret) => secret,
@@ -252,22 +305,37 @@ impl<'s> Validator<'s> {
                     if !self.reported.insert((t.span, var.name.clone())) {
                         continue;
                     }
-                    let span = crate::decode::sub_span(self.src, t.span, t.as_str(), var.offset, var.len);
+                    let span =
+                        crate::decode::sub_span(self.src, t.span, t.as_str(), var.offset, var.len);
                     let help = if later.iter().skip(1).any(|e| e.name.value == var.name) {
-                        format!("{:?} is defined further down in this env; move it above {field:?}", var.name)
+                        format!(
+                            "{:?} is defined further down in this env; move it above {field:?}",
+                            var.name
+                        )
                     } else if let Some(s) = did_you_mean(&var.name, scope.keys().copied()) {
                         format!("did you mean {s:?}?")
                     } else {
                         "variables come from params, env, matrix and gantry's built-ins; write `${NAME:-default}` for an optional one, or `$${` for a literal `${`".into()
                     };
-                    self.error(span, format!("unknown variable {:?} in {field:?} of {ctx}", var.name)).help = Some(help);
+                    self.error(
+                        span,
+                        format!("unknown variable {:?} in {field:?} of {ctx}", var.name),
+                    )
+                    .help = Some(help);
                     continue;
                 }
             };
             if secret {
-                let span = crate::decode::sub_span(self.src, t.span, t.as_str(), var.offset, var.len);
-                self.error(span, format!("{:?} is a secret and cannot be interpolated into {field:?} of {ctx}", var.name))
-                    .help = Some(format!(
+                let span =
+                    crate::decode::sub_span(self.src, t.span, t.as_str(), var.offset, var.len);
+                self.error(
+                    span,
+                    format!(
+                        "{:?} is a secret and cannot be interpolated into {field:?} of {ctx}",
+                        var.name
+                    ),
+                )
+                .help = Some(format!(
                     "secrets reach jobs only as environment variables; use ${} in the script, where the shell expands it",
                     var.name
                 ));
@@ -282,22 +350,36 @@ impl<'s> Validator<'s> {
             for (name, values) in &job.when.param {
                 let ctx = format!("\"when\" of job {:?}", job.name.value);
                 let Some(param) = spec.params.iter().find(|p| p.name.value == name.value) else {
-                    let help = help_did_you_mean(name, spec.params.iter().map(|p| p.name.as_str())).unwrap_or_else(|| {
-                        if spec.params.is_empty() {
-                            "this pipeline declares no params; add them under `params:`".into()
-                        } else {
-                            format!("the params are {}", quoted_list(spec.params.iter().map(|p| p.name.as_str())))
-                        }
-                    });
-                    self.error(name.span, format!("unknown param {:?} in {ctx}", name.value)).help = Some(help);
+                    let help = help_did_you_mean(name, spec.params.iter().map(|p| p.name.as_str()))
+                        .unwrap_or_else(|| {
+                            if spec.params.is_empty() {
+                                "this pipeline declares no params; add them under `params:`".into()
+                            } else {
+                                format!(
+                                    "the params are {}",
+                                    quoted_list(spec.params.iter().map(|p| p.name.as_str()))
+                                )
+                            }
+                        });
+                    self.error(
+                        name.span,
+                        format!("unknown param {:?} in {ctx}", name.value),
+                    )
+                    .help = Some(help);
                     continue;
                 };
                 for v in values {
                     let text = v.as_str();
                     match param.kind.value {
                         ParamType::Bool if text != "true" && text != "false" => {
-                            self.error(v.span, format!("param {:?} is a bool, so {text:?} in {ctx} never matches", name.value))
-                                .help = Some("compare it with true or false".into());
+                            self.error(
+                                v.span,
+                                format!(
+                                    "param {:?} is a bool, so {text:?} in {ctx} never matches",
+                                    name.value
+                                ),
+                            )
+                            .help = Some("compare it with true or false".into());
                         }
                         ParamType::Choice
                             if !text.contains(['*', '?', '[', '{'])

@@ -102,15 +102,21 @@ pub(crate) fn resolve_plain(s: &str) -> Scalar {
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse::<i64>().map(Scalar::Int).unwrap_or(Scalar::Float);
     }
-    if let Some(hex) = s.strip_prefix("0x") {
-        if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return i64::from_str_radix(hex, 16).map(Scalar::Int).unwrap_or(Scalar::Float);
-        }
+    if let Some(hex) = s.strip_prefix("0x")
+        && !hex.is_empty()
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return i64::from_str_radix(hex, 16)
+            .map(Scalar::Int)
+            .unwrap_or(Scalar::Float);
     }
-    if let Some(oct) = s.strip_prefix("0o") {
-        if !oct.is_empty() && oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return i64::from_str_radix(oct, 8).map(Scalar::Int).unwrap_or(Scalar::Float);
-        }
+    if let Some(oct) = s.strip_prefix("0o")
+        && !oct.is_empty()
+        && oct.bytes().all(|b| (b'0'..=b'7').contains(&b))
+    {
+        return i64::from_str_radix(oct, 8)
+            .map(Scalar::Int)
+            .unwrap_or(Scalar::Float);
     }
     if is_float(digits) {
         return Scalar::Float;
@@ -144,20 +150,25 @@ fn is_float(s: &str) -> bool {
 }
 
 fn span_of(s: saphyr_parser::Span) -> Span {
-    Span::new(s.start.line() as u32, s.start.col() as u32, s.end.line() as u32, s.end.col() as u32)
+    Span::new(
+        s.start.line() as u32,
+        s.start.col() as u32,
+        s.end.line() as u32,
+        s.end.col() as u32,
+    )
 }
 
 /// Parses the text into one node tree. `Ok(None)` for a file with no document at all
 /// (empty, or only comments).
-pub(crate) fn load(src: &Source) -> Result<Option<Node>, Diagnostic> {
+pub(crate) fn load(src: &Source) -> Result<Option<Node>, Box<Diagnostic>> {
     let text = src.text();
     if text.len() > MAX_SOURCE_BYTES {
-        return Err(Diagnostic::new(format!(
+        return Err(Box::new(Diagnostic::new(format!(
             "{} is {} bytes; the limit for a pipeline file is {} bytes",
             src.path,
             text.len(),
             MAX_SOURCE_BYTES
-        )));
+        ))));
     }
     let mut loader = Loader {
         parser: Parser::new_from_str(text),
@@ -166,19 +177,19 @@ pub(crate) fn load(src: &Source) -> Result<Option<Node>, Diagnostic> {
         nodes: 0,
     };
     loader.document().map_err(|e| match e {
-        LoadError::Scan(e) => scan_error(src, &e),
+        LoadError::Scan(e) => Box::new(scan_error(src, &e)),
         LoadError::Other(d) => d,
     })
 }
 
 enum LoadError {
     Scan(ScanError),
-    Other(Diagnostic),
+    Other(Box<Diagnostic>),
 }
 
 impl From<Diagnostic> for LoadError {
     fn from(d: Diagnostic) -> Self {
-        LoadError::Other(d)
+        LoadError::Other(Box::new(d))
     }
 }
 
@@ -196,7 +207,10 @@ impl<'a> Loader<'a> {
             Some(Ok((ev, span))) => Ok((ev, span_of(span))),
             Some(Err(e)) => Err(LoadError::Scan(e)),
             // The parser always ends with StreamEnd; running out early is a truncated file.
-            None => Err(self.src.error(Span::NONE, "unexpected end of the YAML stream").into()),
+            None => Err(self
+                .src
+                .error(Span::NONE, "unexpected end of the YAML stream")
+                .into()),
         }
     }
 
@@ -218,7 +232,12 @@ impl<'a> Loader<'a> {
                     let (ev, span) = self.next()?;
                     root = Some(self.node(ev, span, 0)?);
                 }
-                _ => return Err(self.src.error(span, "unexpected YAML event outside a document").into()),
+                _ => {
+                    return Err(self
+                        .src
+                        .error(span, "unexpected YAML event outside a document")
+                        .into());
+                }
             }
         }
     }
@@ -228,7 +247,10 @@ impl<'a> Loader<'a> {
         if self.nodes > MAX_NODES {
             return Err(self
                 .src
-                .error(span, format!("the file expands to more than {MAX_NODES} YAML nodes"))
+                .error(
+                    span,
+                    format!("the file expands to more than {MAX_NODES} YAML nodes"),
+                )
                 .with_help("aliases (`*name`) repeat what they refer to; use fewer of them")
                 .into());
         }
@@ -239,7 +261,10 @@ impl<'a> Loader<'a> {
         if depth > MAX_DEPTH {
             return Err(self
                 .src
-                .error(span, format!("the file nests deeper than {MAX_DEPTH} levels"))
+                .error(
+                    span,
+                    format!("the file nests deeper than {MAX_DEPTH} levels"),
+                )
                 .into());
         }
         self.count(1, span)?;
@@ -260,7 +285,13 @@ impl<'a> Loader<'a> {
                             .into());
                     }
                 }
-                (Node { kind: Kind::Scalar(text.into_owned(), style), span }, anchor)
+                (
+                    Node {
+                        kind: Kind::Scalar(text.into_owned(), style),
+                        span,
+                    },
+                    anchor,
+                )
             }
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
@@ -271,8 +302,18 @@ impl<'a> Loader<'a> {
                     }
                     items.push(self.node(ev, s, depth + 1)?);
                 };
-                let span = Span { end_line: end.end_line, end_col: end.end_col, ..span };
-                (Node { kind: Kind::Seq(items), span }, anchor)
+                let span = Span {
+                    end_line: end.end_line,
+                    end_col: end.end_col,
+                    ..span
+                };
+                (
+                    Node {
+                        kind: Kind::Seq(items),
+                        span,
+                    },
+                    anchor,
+                )
             }
             Event::MappingStart(anchor, _) => {
                 let mut entries: Vec<(Key, Node)> = Vec::new();
@@ -308,8 +349,18 @@ impl<'a> Loader<'a> {
                         entries.push((k, v));
                     }
                 }
-                let span = Span { end_line: end.end_line, end_col: end.end_col, ..span };
-                (Node { kind: Kind::Map(entries), span }, anchor)
+                let span = Span {
+                    end_line: end.end_line,
+                    end_col: end.end_col,
+                    ..span
+                };
+                (
+                    Node {
+                        kind: Kind::Map(entries),
+                        span,
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
                 let Some((node, size)) = self.anchors.get(&id).cloned() else {
@@ -335,7 +386,10 @@ impl<'a> Loader<'a> {
             _ => {
                 return Err(self
                     .src
-                    .error(value.span, "`<<` merges a mapping (or a list of mappings) into this one")
+                    .error(
+                        value.span,
+                        "`<<` merges a mapping (or a list of mappings) into this one",
+                    )
                     .into());
             }
         };
@@ -351,7 +405,10 @@ impl<'a> Loader<'a> {
                 _ => {
                     return Err(self
                         .src
-                        .error(source.span, "`<<` merges a mapping (or a list of mappings) into this one")
+                        .error(
+                            source.span,
+                            "`<<` merges a mapping (or a list of mappings) into this one",
+                        )
                         .into());
                 }
             }
@@ -364,7 +421,12 @@ fn count_nodes(node: &Node) -> usize {
     match &node.kind {
         Kind::Scalar(..) => 1,
         Kind::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        Kind::Map(entries) => 1 + entries.iter().map(|(_, v)| 1 + count_nodes(v)).sum::<usize>(),
+        Kind::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(_, v)| 1 + count_nodes(v))
+                .sum::<usize>()
+        }
     }
 }
 
@@ -378,13 +440,18 @@ fn scan_error(src: &Source, e: &ScanError) -> Diagnostic {
         let text = src.line(tab_line);
         let col = text.chars().position(|c| c == '\t').unwrap_or(0) as u32;
         return src
-            .error(Span::new(tab_line, col, tab_line, col + 1), "tabs are not allowed for indentation; use spaces")
+            .error(
+                Span::new(tab_line, col, tab_line, col + 1),
+                "tabs are not allowed for indentation; use spaces",
+            )
             .with_help("replace the tab(s) at the start of this line with spaces");
     }
     let col = mark.col() as u32;
     let info = e.info();
     let help = if info.contains("mapping values are not allowed") {
-        Some("a value that contains \": \" must be quoted; otherwise check the indentation of this line")
+        Some(
+            "a value that contains \": \" must be quoted; otherwise check the indentation of this line",
+        )
     } else if info.contains("did not find expected key") || info.contains("block mapping") {
         Some("check the indentation: keys of one mapping must start in the same column")
     } else if info.contains("unknown anchor") {
@@ -392,8 +459,11 @@ fn scan_error(src: &Source, e: &ScanError) -> Diagnostic {
     } else {
         None
     };
-    src.error(Span::new(line, col, line, col + 1), format!("invalid YAML: {info}"))
-        .with_help_opt(help.map(str::to_string))
+    src.error(
+        Span::new(line, col, line, col + 1),
+        format!("invalid YAML: {info}"),
+    )
+    .with_help_opt(help.map(str::to_string))
 }
 
 /// The line nearest to (at or before) `limit` whose indentation contains a tab.
@@ -410,7 +480,7 @@ fn tab_indented_line(src: &Source, limit: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn load_str(text: &str) -> Result<Option<Node>, Diagnostic> {
+    fn load_str(text: &str) -> Result<Option<Node>, Box<Diagnostic>> {
         load(&Source::new("t.yml", text))
     }
 
@@ -443,9 +513,16 @@ mod tests {
 
     #[test]
     fn keeps_spans_styles_and_duplicate_keys() {
-        let node = load_str("a: 1\nb: \"1.20\"\na: x\n").unwrap().unwrap();
-        let Kind::Map(entries) = node.kind else { panic!("not a map") };
-        let keys: Vec<_> = entries.iter().map(|(k, _)| (k.value.as_str(), k.span.line)).collect();
+        let node = load_str("a: 1\nb: \"1.20\"\na: x\n")
+            .expect("should succeed")
+            .expect("should succeed");
+        let Kind::Map(entries) = node.kind else {
+            panic!("not a map")
+        };
+        let keys: Vec<_> = entries
+            .iter()
+            .map(|(k, _)| (k.value.as_str(), k.span.line))
+            .collect();
         assert_eq!(keys, [("a", 1), ("b", 2), ("a", 3)]);
         assert!(matches!(&entries[1].1.kind, Kind::Scalar(s, Style::Text) if s == "1.20"));
         assert_eq!(entries[1].1.span, Span::new(2, 3, 2, 9));
@@ -454,10 +531,14 @@ mod tests {
     #[test]
     fn aliases_and_merge_keys_expand() {
         let node = load_str("base: &b {image: x, timeout: 5m}\njob:\n  <<: *b\n  image: y\n")
-            .unwrap()
-            .unwrap();
-        let Kind::Map(entries) = node.kind else { panic!("not a map") };
-        let Kind::Map(job) = &entries[1].1.kind else { panic!("job not a map") };
+            .expect("should succeed")
+            .expect("should succeed");
+        let Kind::Map(entries) = node.kind else {
+            panic!("not a map")
+        };
+        let Kind::Map(job) = &entries[1].1.kind else {
+            panic!("job not a map")
+        };
         let got: Vec<_> = job
             .iter()
             .map(|(k, v)| match &v.kind {
@@ -477,37 +558,60 @@ mod tests {
                 "a{i}: &a{i} [*a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}, *a{prev}]\n"
             ));
         }
-        let err = load_str(&text).unwrap_err();
+        let err = load_str(&text).expect_err("should fail");
         assert!(err.message.contains("more than"), "{err}");
     }
 
     #[test]
     fn deep_nesting_is_refused() {
         let text = "[".repeat(200) + &"]".repeat(200);
-        let err = load_str(&text).unwrap_err();
+        let err = load_str(&text).expect_err("should fail");
         assert!(err.message.contains("nests deeper"), "{err}");
     }
 
     #[test]
     fn empty_and_comment_only_files_have_no_document() {
-        assert!(load_str("").unwrap().is_none());
-        assert!(load_str("# nothing\n\n").unwrap().is_none());
+        assert!(load_str("").expect("should succeed").is_none());
+        assert!(load_str("# nothing\n\n").expect("should succeed").is_none());
     }
 
     #[test]
     fn tabs_are_reported_on_their_line() {
         for text in ["a:\n\tb: 1\n", "a:\n  b: 1\n\tc: 2\n", "a:\n  - x\n\t- y\n"] {
-            let err = load_str(text).unwrap_err();
-            assert_eq!(err.message, "tabs are not allowed for indentation; use spaces");
-            let loc = err.location.unwrap();
-            assert!(loc.source_line.starts_with('\t'), "{text:?} -> line {}", loc.line);
+            let err = load_str(text).expect_err("should fail");
+            assert_eq!(
+                err.message,
+                "tabs are not allowed for indentation; use spaces"
+            );
+            let loc = err.location.expect("should succeed");
+            assert!(
+                loc.source_line.starts_with('\t'),
+                "{text:?} -> line {}",
+                loc.line
+            );
         }
     }
 
     #[test]
+    fn tabs_inside_text_are_fine() {
+        // A tab after the indentation of a block scalar is content, and a tab after a
+        // key's colon is separation: neither is indentation.
+        for text in ["a: |\n  make\n  \techo x\n", "a: [1,\t2]\n", "a: 'x\ty'\n"] {
+            assert!(load_str(text).is_ok(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn crlf_line_endings_parse() {
+        let node = load_str("a: 1\r\nb:\r\n  - x\r\n").expect("should succeed").expect("a document");
+        let Kind::Map(entries) = node.kind else { panic!("not a map") };
+        assert_eq!(entries[1].0.span.line, 2);
+    }
+
+    #[test]
     fn second_document_is_an_error() {
-        let err = load_str("a: 1\n---\nb: 2\n").unwrap_err();
+        let err = load_str("a: 1\n---\nb: 2\n").expect_err("should fail");
         assert!(err.message.contains("one YAML document"), "{err}");
-        assert_eq!(err.location.unwrap().line, 2);
+        assert_eq!(err.location.expect("should succeed").line, 2);
     }
 }

@@ -13,10 +13,18 @@ fn bad_files_render_all_their_problems() {
         .filter(|p| p.extension().is_some_and(|e| e == "yml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "expected the whole set of bad files, found {}", files.len());
+    assert!(
+        files.len() >= 20,
+        "expected the whole set of bad files, found {}",
+        files.len()
+    );
     let mut out = String::new();
     for path in files {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("utf-8 file name").to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 file name")
+            .to_string();
         let text = std::fs::read_to_string(&path).expect("readable fixture");
         let diags = match gantry_pipeline::parse(&name, &text) {
             Ok(_) => panic!("{name} parsed without errors"),

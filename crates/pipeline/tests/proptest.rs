@@ -36,10 +36,17 @@ fn flow(y: &Y) -> String {
     match y {
         Y::Plain(s) => s.clone(),
         Y::Quoted(s) => quote(s),
-        Y::List(items) => format!("[{}]", items.iter().map(flow).collect::<Vec<_>>().join(", ")),
+        Y::List(items) => format!(
+            "[{}]",
+            items.iter().map(flow).collect::<Vec<_>>().join(", ")
+        ),
         Y::Map(entries) => format!(
             "{{{}}}",
-            entries.iter().map(|(k, v)| format!("{}: {}", quote(k), flow(v))).collect::<Vec<_>>().join(", ")
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}: {}", quote(k), flow(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -50,7 +57,11 @@ fn block(y: &Y, indent: usize, out: &mut String) {
     match y {
         Y::Map(entries) if !entries.is_empty() => {
             for (k, v) in entries {
-                let key = if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') && !k.is_empty() {
+                let key = if k
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    && !k.is_empty()
+                {
                     k.clone()
                 } else {
                     quote(k)
@@ -76,15 +87,43 @@ fn block(y: &Y, indent: usize, out: &mut String) {
 
 fn scalar() -> impl Strategy<Value = Y> {
     let plain = prop::sample::select(vec![
-        "true", "false", "null", "~", "0", "2", "9000", "70000", "-1", "1.20", "yes", "5m", "90s", "10x", "1h30m", "0s",
-        "a", "b", "c", "build", "test", "push", "tag", "manual", "failure", "always", "success", "required", "ref",
-        "bool", "choice", "string", "develop", "main",
+        "true", "false", "null", "~", "0", "2", "9000", "70000", "-1", "1.20", "yes", "5m", "90s",
+        "10x", "1h30m", "0s", "a", "b", "c", "build", "test", "push", "tag", "manual", "failure",
+        "always", "success", "required", "ref", "bool", "choice", "string", "develop", "main",
     ])
     .prop_map(|s| Y::Plain(s.to_string()));
     let quoted = prop::sample::select(vec![
-        "v*", "release/*", "src/**", "[abc", "{a,b", "0 3 * * 1-5", "61 * * * *", "@daily", "* *", "${A}", "${B:-x}",
-        "${GANTRY_JOB}", "${GANTRY_WORKSPACE}/x", "${", "${1}", "$$", "${hash:Cargo.lock}", "${X}", "../x", "/abs",
-        "dist/app", "/health", "health", "image:${A}", "my_db", "db", "", "é ü", "a b", "a,b)", "make test",
+        "v*",
+        "release/*",
+        "src/**",
+        "[abc",
+        "{a,b",
+        "0 3 * * 1-5",
+        "61 * * * *",
+        "@daily",
+        "* *",
+        "${A}",
+        "${B:-x}",
+        "${GANTRY_JOB}",
+        "${GANTRY_WORKSPACE}/x",
+        "${",
+        "${1}",
+        "$$",
+        "${hash:Cargo.lock}",
+        "${X}",
+        "../x",
+        "/abs",
+        "dist/app",
+        "/health",
+        "health",
+        "image:${A}",
+        "my_db",
+        "db",
+        "",
+        "é ü",
+        "a b",
+        "a,b)",
+        "make test",
     ])
     .prop_map(|s| Y::Quoted(s.to_string()));
     prop_oneof![plain, quoted, "[ -~]{0,12}".prop_map(Y::Quoted)]
@@ -102,13 +141,79 @@ fn value() -> impl Strategy<Value = Y> {
 /// Keys of every level of gantry.yml, plus a few near misses and names.
 fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "name", "on", "params", "env", "defaults", "jobs", "notify", "after", "concurrency", "push", "tag", "poll",
-        "schedule", "manual", "pull_request", "type", "default", "choices", "pattern", "description", "needs", "when",
-        "image", "workspace", "script", "services", "artifacts", "cache", "matrix", "runs_on", "timeout", "retry",
-        "allow_failure", "image_build", "environment", "deploy", "branch", "event", "changed", "param", "status",
-        "command", "ready", "tcp", "http", "port", "key", "paths", "context", "dockerfile", "args", "approval", "url",
-        "compose", "kubernetes", "manifests", "namespace", "webhook", "email", "trigger", "group", "limit", "secret",
-        "need", "scirpt", "A", "B", "X", "GO", "OS", "db", "a", "b",
+        "name",
+        "on",
+        "params",
+        "env",
+        "defaults",
+        "jobs",
+        "notify",
+        "after",
+        "concurrency",
+        "push",
+        "tag",
+        "poll",
+        "schedule",
+        "manual",
+        "pull_request",
+        "type",
+        "default",
+        "choices",
+        "pattern",
+        "description",
+        "needs",
+        "when",
+        "image",
+        "workspace",
+        "script",
+        "services",
+        "artifacts",
+        "cache",
+        "matrix",
+        "runs_on",
+        "timeout",
+        "retry",
+        "allow_failure",
+        "image_build",
+        "environment",
+        "deploy",
+        "branch",
+        "event",
+        "changed",
+        "param",
+        "status",
+        "command",
+        "ready",
+        "tcp",
+        "http",
+        "port",
+        "key",
+        "paths",
+        "context",
+        "dockerfile",
+        "args",
+        "approval",
+        "url",
+        "compose",
+        "kubernetes",
+        "manifests",
+        "namespace",
+        "webhook",
+        "email",
+        "trigger",
+        "group",
+        "limit",
+        "secret",
+        "need",
+        "scirpt",
+        "A",
+        "B",
+        "X",
+        "GO",
+        "OS",
+        "db",
+        "a",
+        "b",
     ])
     .prop_map(str::to_string)
 }
@@ -122,7 +227,12 @@ fn p(s: &str) -> Y {
 }
 
 fn m(entries: Vec<(&str, Y)>) -> Y {
-    Y::Map(entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    Y::Map(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
 }
 
 /// A job field with a value that is usually valid.
@@ -132,31 +242,103 @@ fn job_field() -> impl Strategy<Value = (String, Y)> {
         ("needs", p("b")),
         ("needs", Y::List(vec![p("build"), p("test")])),
         ("when", m(vec![("branch", q("main"))])),
-        ("when", m(vec![("event", Y::List(vec![p("push"), p("manual")])), ("status", p("always"))])),
+        (
+            "when",
+            m(vec![
+                ("event", Y::List(vec![p("push"), p("manual")])),
+                ("status", p("always")),
+            ]),
+        ),
         ("when", m(vec![("changed", q("src/**")), ("tag", q("v*"))])),
         ("when", m(vec![("param", m(vec![("A", q("x"))]))])),
         ("image", q("alpine:${GANTRY_JOB}")),
         ("image", q("img-${GO:-1}")),
         ("workspace", q("/src/${GANTRY_PIPELINE}")),
-        ("env", m(vec![("X", q("${A:-1}")), ("Y", q("${X}/y")), ("S", m(vec![("secret", q("TOKEN"))]))])),
-        ("matrix", m(vec![("GO", Y::List(vec![p("1.20"), p("1.21")])), ("OS", Y::List(vec![p("linux")]))])),
+        (
+            "env",
+            m(vec![
+                ("X", q("${A:-1}")),
+                ("Y", q("${X}/y")),
+                ("S", m(vec![("secret", q("TOKEN"))])),
+            ]),
+        ),
+        (
+            "matrix",
+            m(vec![
+                ("GO", Y::List(vec![p("1.20"), p("1.21")])),
+                ("OS", Y::List(vec![p("linux")])),
+            ]),
+        ),
         ("timeout", p("5m")),
         ("retry", p("2")),
         ("allow_failure", p("true")),
-        ("services", m(vec![("db", m(vec![("image", q("mysql")), ("ready", m(vec![("tcp", p("3306"))]))]))])),
-        ("services", m(vec![("web", m(vec![("image", q("w")), ("command", q("serve -p 80")), ("ready", m(vec![("http", q("/h")), ("port", p("80"))]))]))])),
+        (
+            "services",
+            m(vec![(
+                "db",
+                m(vec![
+                    ("image", q("mysql")),
+                    ("ready", m(vec![("tcp", p("3306"))])),
+                ]),
+            )]),
+        ),
+        (
+            "services",
+            m(vec![(
+                "web",
+                m(vec![
+                    ("image", q("w")),
+                    ("command", q("serve -p 80")),
+                    ("ready", m(vec![("http", q("/h")), ("port", p("80"))])),
+                ]),
+            )]),
+        ),
         ("artifacts", Y::List(vec![q("dist/${GANTRY_JOB}")])),
-        ("cache", m(vec![("key", q("k-${hash:Cargo.lock}")), ("paths", Y::List(vec![q("target")]))])),
-        ("image_build", m(vec![("tag", Y::List(vec![q("app:${GANTRY_RUN_NUMBER}")])), ("push", p("false"))])),
-        ("environment", m(vec![("name", q("prod")), ("approval", p("required"))])),
-        ("deploy", m(vec![("kubernetes", m(vec![("manifests", q("k8s"))]))])),
+        (
+            "cache",
+            m(vec![
+                ("key", q("k-${hash:Cargo.lock}")),
+                ("paths", Y::List(vec![q("target")])),
+            ]),
+        ),
+        (
+            "image_build",
+            m(vec![
+                ("tag", Y::List(vec![q("app:${GANTRY_RUN_NUMBER}")])),
+                ("push", p("false")),
+            ]),
+        ),
+        (
+            "environment",
+            m(vec![("name", q("prod")), ("approval", p("required"))]),
+        ),
+        (
+            "deploy",
+            m(vec![("kubernetes", m(vec![("manifests", q("k8s"))]))]),
+        ),
         ("runs_on", m(vec![("os", q("linux"))])),
     ])
     .prop_map(|(k, v)| (k.to_string(), v));
     let random = (
         prop::sample::select(vec![
-            "needs", "when", "image", "workspace", "env", "script", "services", "artifacts", "cache", "matrix",
-            "runs_on", "timeout", "retry", "allow_failure", "image_build", "environment", "deploy", "need",
+            "needs",
+            "when",
+            "image",
+            "workspace",
+            "env",
+            "script",
+            "services",
+            "artifacts",
+            "cache",
+            "matrix",
+            "runs_on",
+            "timeout",
+            "retry",
+            "allow_failure",
+            "image_build",
+            "environment",
+            "deploy",
+            "need",
         ])
         .prop_map(str::to_string),
         value(),
@@ -183,26 +365,75 @@ fn document() -> impl Strategy<Value = Y> {
         1 => Just("bad name".to_string()),
     ];
     // Unique names in most documents; a duplicate now and then.
-    let jobs = (prop::collection::vec((job_name, job()), 0..6), prop::bool::weighted(0.9)).prop_map(|(mut jobs, unique)| {
-        if unique {
-            let mut seen = std::collections::HashSet::new();
-            jobs.retain(|(k, _)| seen.insert(k.clone()));
-        }
-        Y::Map(jobs)
-    });
+    let jobs = (
+        prop::collection::vec((job_name, job()), 0..6),
+        prop::bool::weighted(0.9),
+    )
+        .prop_map(|(mut jobs, unique)| {
+            if unique {
+                let mut seen = std::collections::HashSet::new();
+                jobs.retain(|(k, _)| seen.insert(k.clone()));
+            }
+            Y::Map(jobs)
+        });
     let valid_top = prop::sample::select(vec![
         ("name", q("demo")),
-        ("on", m(vec![("push", Y::List(vec![q("main")])), ("schedule", q("0 3 * * *")), ("poll", p("5m"))])),
-        ("env", m(vec![("TOKEN", m(vec![("secret", q("T"))])), ("E", q("${GANTRY_BRANCH}"))])),
-        ("defaults", m(vec![("timeout", p("10m")), ("image", q("base")), ("retry", p("1"))])),
-        ("notify", Y::List(vec![m(vec![("on", Y::List(vec![p("failure")])), ("webhook", q("${HOOK}"))])])),
-        ("after", Y::List(vec![m(vec![("trigger", q("deploy")), ("params", m(vec![("V", q("${GANTRY_COMMIT}"))]))])])),
-        ("concurrency", m(vec![("group", q("g-${GANTRY_BRANCH}")), ("limit", p("2"))])),
+        (
+            "on",
+            m(vec![
+                ("push", Y::List(vec![q("main")])),
+                ("schedule", q("0 3 * * *")),
+                ("poll", p("5m")),
+            ]),
+        ),
+        (
+            "env",
+            m(vec![
+                ("TOKEN", m(vec![("secret", q("T"))])),
+                ("E", q("${GANTRY_BRANCH}")),
+            ]),
+        ),
+        (
+            "defaults",
+            m(vec![
+                ("timeout", p("10m")),
+                ("image", q("base")),
+                ("retry", p("1")),
+            ]),
+        ),
+        (
+            "notify",
+            Y::List(vec![m(vec![
+                ("on", Y::List(vec![p("failure")])),
+                ("webhook", q("${HOOK}")),
+            ])]),
+        ),
+        (
+            "after",
+            Y::List(vec![m(vec![
+                ("trigger", q("deploy")),
+                ("params", m(vec![("V", q("${GANTRY_COMMIT}"))])),
+            ])]),
+        ),
+        (
+            "concurrency",
+            m(vec![("group", q("g-${GANTRY_BRANCH}")), ("limit", p("2"))]),
+        ),
     ])
     .prop_map(|(k, v)| (k.to_string(), v));
     let random_top = (
-        prop::sample::select(vec!["name", "on", "params", "env", "defaults", "notify", "after", "concurrency", "stages"])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            "name",
+            "on",
+            "params",
+            "env",
+            "defaults",
+            "notify",
+            "after",
+            "concurrency",
+            "stages",
+        ])
+        .prop_map(str::to_string),
         value(),
     );
     let top = prop::collection::vec(prop_oneof![4 => valid_top, 1 => random_top], 0..4);
@@ -234,18 +465,27 @@ fn document() -> impl Strategy<Value = Y> {
 
 fn context() -> impl Strategy<Value = PlanContext> {
     let event = prop::option::of(prop::sample::select(Event::ALL.to_vec()));
-    let word = prop::sample::select(vec!["main", "develop", "v1.0", "release/1", "x"]).prop_map(str::to_string);
+    let word = prop::sample::select(vec!["main", "develop", "v1.0", "release/1", "x"])
+        .prop_map(str::to_string);
     let params = prop::collection::btree_map(
         prop::sample::select(vec!["A", "B", "P", "Q"]).prop_map(str::to_string),
-        prop::sample::select(vec!["true", "maybe", "a", "b", "../..", "/etc", ""]).prop_map(str::to_string),
+        prop::sample::select(vec!["true", "maybe", "a", "b", "../..", "/etc", ""])
+            .prop_map(str::to_string),
         0..3,
     );
     let changed = prop::option::of(prop::collection::vec(
         prop::sample::select(vec!["src/a.rs", "README.md", "docs/x/y.md"]).prop_map(str::to_string),
         0..3,
     ));
-    (event, prop::option::of(word.clone()), prop::option::of(word), changed, params, any::<u64>()).prop_map(
-        |(event, branch, tag, changed, params, n)| PlanContext {
+    (
+        event,
+        prop::option::of(word.clone()),
+        prop::option::of(word),
+        changed,
+        params,
+        any::<u64>(),
+    )
+        .prop_map(|(event, branch, tag, changed, params, n)| PlanContext {
             event,
             branch,
             tag,
@@ -254,8 +494,7 @@ fn context() -> impl Strategy<Value = PlanContext> {
             params,
             run_id: "r".into(),
             run_number: n,
-        },
-    )
+        })
 }
 
 /// Parses, and when that works plans and selects, checking the plan's invariants.
@@ -270,10 +509,16 @@ fn exercise(text: &str, ctx: &PlanContext) {
             Err(diags) => assert!(!diags.to_string().is_empty()),
             Ok(plan) => {
                 for (i, j) in plan.jobs.iter().enumerate() {
-                    assert!(j.needs.iter().all(|&n| n < i), "job {} comes before its needs", j.name);
+                    assert!(
+                        j.needs.iter().all(|&n| n < i),
+                        "job {} comes before its needs",
+                        j.name
+                    );
                 }
                 let first: Vec<String> = plan.jobs.iter().take(1).map(|j| j.base.clone()).collect();
-                let selected = plan.select(&first).expect("a job of the plan can be selected");
+                let selected = plan
+                    .select(&first)
+                    .expect("a job of the plan can be selected");
                 assert!(selected.jobs.len() <= plan.jobs.len());
                 assert!(plan.select(&["no such job".to_string()]).is_err());
             }
@@ -313,7 +558,10 @@ proptest! {
 fn generator_produces_valid_pipelines_too() {
     use proptest::strategy::ValueTree;
     use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-    let mut runner = TestRunner::new_with_rng(Config::default(), TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+    );
     let strategy = document();
     let mut planned = 0;
     for _ in 0..400 {
@@ -324,5 +572,8 @@ fn generator_produces_valid_pipelines_too() {
             planned += 1;
         }
     }
-    assert!(planned >= 50, "only {planned} of 400 generated documents got through planning");
+    assert!(
+        planned >= 50,
+        "only {planned} of 400 generated documents got through planning"
+    );
 }

@@ -28,6 +28,18 @@ impl TempTree {
         }
     }
 
+    /// A new empty directory inside `dir` (for benchmarks that must control the file
+    /// system they measure).
+    pub fn new_in(dir: &Path) -> TempTree {
+        std::fs::create_dir_all(dir).expect("create the parent of a temporary directory");
+        TempTree {
+            dir: tempfile::Builder::new()
+                .prefix("gantry-test-")
+                .tempdir_in(dir)
+                .expect("create a temporary directory"),
+        }
+    }
+
     /// Its path.
     pub fn path(&self) -> &Path {
         self.dir.path()

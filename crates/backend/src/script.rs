@@ -1,4 +1,5 @@
-//! Turns a job's script lines into one program for `sh -e`.
+//! Turns a job's script lines into one program for `sh -e`: shared by every backend so
+//! that a script reads the same in every job log, on the host or in a container.
 //!
 //! Every command is preceded by a `printf` that writes `+ cmd` to stdout, so the log shows
 //! each command exactly as written in gantry.yml, right before its output. `sh -x` is not
@@ -14,7 +15,7 @@
 
 /// Renders `lines` as one shell program: line N of the script is line N of the program,
 /// as long as every command is one line.
-pub(crate) fn render(lines: &[String]) -> String {
+pub fn render_script(lines: &[String]) -> String {
     let mut out = String::new();
     for cmd in lines {
         // Blank lines around a block scalar's body are YAML layout, not part of the command.
@@ -85,7 +86,7 @@ mod tests {
 
     fn check(lines: &[&str], expect: &str) {
         let lines: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
-        assert_eq!(render(&lines), expect, "script {lines:?}");
+        assert_eq!(render_script(&lines), expect, "script {lines:?}");
     }
 
     #[test]
