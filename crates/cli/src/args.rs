@@ -61,7 +61,22 @@ pub enum Command {
     /// Print a pipeline's DAG of jobs, as text or Graphviz.
     #[command(long_about = GRAPH_LONG_ABOUT)]
     Graph(GraphArgs),
+    /// Remove containers and networks left behind by gantry runs that were killed.
+    #[command(long_about = GC_LONG_ABOUT)]
+    Gc(GcArgs),
 }
+
+const GC_LONG_ABOUT: &str = "\
+Remove the Docker containers, networks and volumes left behind by gantry processes that
+are no longer running (killed with kill -9, crashed, or from before a reboot). Resources
+of gantry runs still going on are left alone. `gantry run` does the same when it starts.
+
+Exit codes: 0 done (also when there was nothing to remove), 1 Docker is not available or
+something could not be removed.";
+
+/// `gantry gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {}
 
 const RUN_LONG_ABOUT: &str = "\
 Run the pipeline of a working tree, right here: no server, no database.
@@ -123,7 +138,8 @@ pub struct RunArgs {
     #[arg(long = "jobs", value_name = "N")]
     pub parallelism: Option<NonZeroUsize>,
 
-    /// Where jobs run: auto picks the best available backend (today: local host processes).
+    /// Where jobs run: auto runs jobs with `image`/`services`/`image_build` in Docker when a
+    /// daemon answers and the others as host processes; docker insists on Docker.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
 
@@ -171,11 +187,14 @@ pub struct RunArgs {
 /// Which backend runs jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// The best available backend (today: local).
+    /// Docker for container jobs when a daemon answers, host processes for the others.
     Auto,
     /// Host processes, each job in its own process group. Jobs with `image`, `services`,
     /// `image_build` or `deploy` fail on it.
     Local,
+    /// Like auto, but a Docker daemon that does not answer is an error before anything
+    /// runs. Jobs without `image` still run as host processes.
+    Docker,
 }
 
 /// `gantry lint`.

@@ -1,9 +1,10 @@
-//! The `gantry` binary: `gantry run`, `gantry lint`, `gantry graph`.
+//! The `gantry` binary: `gantry run`, `gantry lint`, `gantry graph`, `gantry gc`.
 //!
 //! The only crate that links concrete backends. It turns command-line input into a plan,
 //! hands the plan to the engine, and renders the engine's events for a person.
 
 mod args;
+mod backends;
 mod cmd;
 mod discover;
 mod error;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args, color, offset),
         Command::Lint(args) => cmd::lint::lint(args, color),
         Command::Graph(args) => cmd::graph::graph(args, color),
+        Command::Gc(args) => cmd::gc::gc(args, color),
     };
     match result {
         Ok(exit) => exit.into(),

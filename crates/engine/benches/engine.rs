@@ -6,7 +6,8 @@
 //!     what gantry adds: scheduling, events, a workspace per job (the source is one
 //!     file, so this measures the engine, not the copy), the backend's `sh -e` wrapper,
 //!     process-group handling and teardown. The same DAG on the fake backend shows the
-//!     engine's part alone. Each figure is the best of 3 runs.
+//!     engine's part alone. Each figure is the best of 5 runs; `--jobs 1`
+//!     is shown too, since the baseline is serial.
 //! (b) Preparing a pristine workspace from a generated 10,000-file source tree (small
 //!     files in nested directories): time per workspace, files per second, and which copy
 //!     method the file system allowed (reflink or copy), with 1, 2 and 4 copying threads,
@@ -72,7 +73,12 @@ fn dag_plan() -> Plan {
         .expect("the generated pipeline plans")
 }
 
-fn run_once(runtime: &tokio::runtime::Runtime, plan: &Plan, host: Arc<dyn Backend>) -> Duration {
+fn run_once(
+    runtime: &tokio::runtime::Runtime,
+    plan: &Plan,
+    host: Arc<dyn Backend>,
+    parallelism: usize,
+) -> Duration {
     let source = TempTree::new_in(&bench_dir());
     source.file("README.md", "one file\n");
     let run_dir = TempTree::new_in(&bench_dir());
@@ -80,7 +86,7 @@ fn run_once(runtime: &tokio::runtime::Runtime, plan: &Plan, host: Arc<dyn Backen
         run_id: "bench".into(),
         run_dir: run_dir.path().to_path_buf(),
         source: Source::from_dir(source.path()).expect("list the source"),
-        parallelism: 2,
+        parallelism,
         fail_fast: false,
         secrets: BTreeMap::new(),
         keep_workspaces: false,
@@ -94,10 +100,15 @@ fn run_once(runtime: &tokio::runtime::Runtime, plan: &Plan, host: Arc<dyn Backen
         // A consumer, as the CLI has one.
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let start = Instant::now();
-        let summary = gantry_engine::run(plan, &backends, config, tx, CancellationToken::new()).await;
+        let summary =
+            gantry_engine::run(plan, &backends, config, tx, CancellationToken::new()).await;
         let elapsed = start.elapsed();
         let _ = drain.await;
-        assert_eq!(summary.status, RunStatus::Succeeded, "the bench DAG must pass");
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "the bench DAG must pass"
+        );
         elapsed
     })
 }
@@ -105,7 +116,7 @@ fn run_once(runtime: &tokio::runtime::Runtime, plan: &Plan, host: Arc<dyn Backen
 fn dag(runtime: &tokio::runtime::Runtime) {
     let plan = dag_plan();
     let n = DAG_JOBS as f64;
-    let best = |f: &mut dyn FnMut() -> Duration| (0..3).map(|_| f()).min().unwrap_or_default();
+    let best = |f: &mut dyn FnMut() -> Duration| (0..5).map(|_| f()).min().unwrap_or_default();
 
     let spawn = best(&mut || {
         let start = Instant::now();
@@ -118,8 +129,9 @@ fn dag(runtime: &tokio::runtime::Runtime) {
         }
         start.elapsed()
     });
-    let local = best(&mut || run_once(runtime, &plan, Arc::new(LocalBackend::new())));
-    let fake = best(&mut || run_once(runtime, &plan, Arc::new(FakeBackend::new())));
+    let local = best(&mut || run_once(runtime, &plan, Arc::new(LocalBackend::new()), 2));
+    let serial = best(&mut || run_once(runtime, &plan, Arc::new(LocalBackend::new()), 1));
+    let fake = best(&mut || run_once(runtime, &plan, Arc::new(FakeBackend::new()), 2));
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -128,16 +140,21 @@ fn dag(runtime: &tokio::runtime::Runtime) {
         ms(local) / n
     );
     println!(
-        "dag: baseline `sh -c :` x{DAG_JOBS}, sequential: {:.0} ms total, {:.2} ms/spawn",
+        "dag: baseline `sh -c :` x{DAG_JOBS}, one after another: {:.0} ms total, {:.2} ms/spawn",
         ms(spawn),
         ms(spawn) / n
     );
     println!(
-        "dag: engine overhead beyond spawning sh: {:.2} ms/job (target < 3 ms)",
+        "dag: engine overhead beyond spawning sh, --jobs 2: {:.2} ms/job (target < 3 ms)",
         (ms(local) - ms(spawn)) / n
     );
     println!(
-        "dag: same DAG on the fake backend (engine alone, no processes): {:.2} ms/job",
+        "dag: the same with --jobs 1 (as serial as the baseline): {:.2} ms/job, overhead {:.2} ms/job",
+        ms(serial) / n,
+        (ms(serial) - ms(spawn)) / n
+    );
+    println!(
+        "dag: same DAG on the fake backend (engine alone, no processes), --jobs 2: {:.2} ms/job",
         ms(fake) / n
     );
 }

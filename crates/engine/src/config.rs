@@ -20,8 +20,8 @@ pub struct Backends {
     pub containers: Option<Arc<dyn Backend>>,
 }
 
-/// How to run a plan.
-#[derive(Debug, Clone)]
+/// How to run a plan. Its `Debug` output lists secret names, never their values.
+#[derive(Clone)]
 pub struct RunConfig {
     /// The run's id (labels, `GANTRY_RUN_ID`).
     pub run_id: String,
@@ -40,6 +40,20 @@ pub struct RunConfig {
     pub secrets: BTreeMap<String, String>,
     /// Keep job workspaces and the frozen source after the run (for debugging).
     pub keep_workspaces: bool,
+}
+
+impl std::fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("run_id", &self.run_id)
+            .field("run_dir", &self.run_dir)
+            .field("source", &self.source.root())
+            .field("parallelism", &self.parallelism)
+            .field("fail_fast", &self.fail_fast)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("keep_workspaces", &self.keep_workspaces)
+            .finish()
+    }
 }
 
 /// The result of a run.
@@ -85,4 +99,27 @@ pub struct ArtifactSummary {
     pub digest: String,
     /// Size in bytes.
     pub size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_secret_values() {
+        let config = RunConfig {
+            run_id: "r".into(),
+            run_dir: "/tmp/r".into(),
+            source: Source::from_entries("/src", Vec::new()),
+            parallelism: 1,
+            fail_fast: false,
+            secrets: [("TOKEN".to_string(), "hunter22".to_string())].into(),
+            keep_workspaces: false,
+        };
+        let text = format!("{config:?}");
+        assert!(
+            text.contains("TOKEN") && !text.contains("hunter22"),
+            "{text}"
+        );
+    }
 }

@@ -1,15 +1,12 @@
 //! Secret masking: every secret value is replaced by `***` before a line leaves the engine.
 //!
-//! Values shorter than [`MIN_MASKED_LEN`] characters are not masked: replacing every `1`
-//! or `on` in a log would make it unreadable while protecting nothing worth protecting,
-//! and a secret that short can be guessed anyway. A multi-line value is masked line by
-//! line as well, because logs arrive one line at a time. Longer values are replaced first
-//! so that a secret containing another is hidden whole.
+//! Every non-empty value is masked, however short: "secrets never appear in logs" is an
+//! invariant, and a short secret garbling a log is the lesser harm (the CLI masks the same
+//! way, so what the engine emits and what a terminal shows agree). A multi-line value is
+//! masked line by line as well, because logs arrive one line at a time. Longer values are
+//! replaced first so that a secret containing another is hidden whole.
 
 use std::borrow::Cow;
-
-/// Secrets shorter than this are not masked (see the module docs).
-pub const MIN_MASKED_LEN: usize = 3;
 
 /// Replaces secret values in text.
 #[derive(Debug, Clone, Default)]
@@ -27,7 +24,7 @@ impl Masker {
                 values.extend(secret.lines().map(|l| l.trim_end_matches('\r').to_owned()));
             }
         }
-        values.retain(|v| v.chars().count() >= MIN_MASKED_LEN);
+        values.retain(|v| !v.is_empty());
         values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         values.dedup();
         Masker { values }
@@ -51,12 +48,12 @@ mod tests {
 
     #[test]
     fn masks() {
-        let masker = Masker::new(["hunter2", "hunter2-long", "ab", "", "line1\nline2"]);
+        let masker = Masker::new(["hunter2", "hunter2-long", "q", "", "line1\nline2"]);
         let check = |text: &str, expect: &str| assert_eq!(masker.mask(text), expect, "{text}");
         check("password is hunter2", "password is ***");
         check("hunter2hunter2", "******");
         check("token hunter2-long end", "token *** end");
-        check("ab is too short to mask", "ab is too short to mask");
+        check("q is short", "*** is short");
         check("got line2 alone", "got *** alone");
         check("nothing here", "nothing here");
         assert!(matches!(masker.mask("nothing here"), Cow::Borrowed(_)));

@@ -29,7 +29,7 @@
 //!
 //! The run is `Failed` if any job failed without `allow_failure` or errored.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -47,8 +47,9 @@ use crate::workspace;
 
 /// Runs `plan` to the end and returns its summary. Every step is also reported on
 /// `events`, ending with [`RunEvent::RunFinished`]. Cancel `cancel` to stop the run
-/// cleanly (running jobs are killed and torn down); do not drop the future instead, which
-/// would abandon running jobs without teardown.
+/// cleanly: running jobs are killed and torn down, and the summary says `Cancelled`.
+/// Dropping the future instead cancels the running jobs too, which then tear down in the
+/// background for as long as the runtime lives, but nobody learns how they ended.
 pub async fn run(
     plan: &Plan,
     backends: &Backends,
@@ -99,7 +100,7 @@ pub async fn run(
             let mut scheduler = Scheduler::new(ctx, &config, cancel);
             scheduler.run().await;
             cancelled = scheduler.cancelled;
-            outcome = scheduler.outcomes;
+            outcome = std::mem::replace(&mut scheduler.outcomes, Outcomes::new(0));
         }
         Err(message) => {
             let message = format!("cannot snapshot the source: {message}");
@@ -181,6 +182,20 @@ pub async fn run(
         artifacts,
         dir: config.run_dir,
     }
+}
+
+/// `from` and every job reachable from it along `edges`, as a membership table.
+fn reachable(edges: &[Vec<JobIndex>], from: JobIndex) -> Vec<bool> {
+    let mut seen = vec![false; edges.len()];
+    let mut stack = vec![from];
+    while let Some(j) = stack.pop() {
+        for &next in &edges[j] {
+            if !std::mem::replace(&mut seen[next], true) {
+                stack.push(next);
+            }
+        }
+    }
+    seen
 }
 
 /// A job failure that fails the run (and triggers `status: failure` jobs).
@@ -269,13 +284,25 @@ struct Scheduler {
     parallelism: usize,
     fail_fast: bool,
     cancel: CancellationToken,
+    /// Parent of every job's token: a child of `cancel`, also fired if the scheduler is
+    /// dropped mid-run.
+    jobs_token: CancellationToken,
     outcomes: Outcomes,
     /// Cancel tokens of running jobs.
     running: HashMap<JobIndex, CancellationToken>,
     tasks: JoinSet<JobResult>,
     task_jobs: HashMap<tokio::task::Id, JobIndex>,
-    /// All needs of each job, direct and indirect, in plan order.
-    transitive: Vec<Vec<JobIndex>>,
+    /// Reverse edges: the jobs that list each job in their `needs`.
+    needed_by: Vec<Vec<JobIndex>>,
+    /// Per job, how many of its needs have not finished yet.
+    unfinished: Vec<usize>,
+    /// Pending jobs whose needs have all finished: the only ones `decide` looks at, so
+    /// that one finished job costs work in proportion to what it unblocks, not to the
+    /// size of the plan.
+    decidable: BTreeSet<JobIndex>,
+    /// Look at every pending job on the next `decide` (at the start, and after a change
+    /// that ends jobs regardless of their needs: cancel, `--fail-fast`).
+    rescan: bool,
     /// For `status: failure` jobs: which jobs depend on it (directly or not).
     dependents: Vec<Option<Vec<bool>>>,
     /// The first job that failed the run.
@@ -292,35 +319,30 @@ impl Scheduler {
     fn new(ctx: Arc<RunContext>, config: &RunConfig, cancel: CancellationToken) -> Scheduler {
         let jobs = &ctx.plan.jobs;
         let n = jobs.len();
-        let mut transitive: Vec<Vec<JobIndex>> = Vec::with_capacity(n);
-        for job in jobs {
-            let mut all = vec![false; n];
+        let mut needed_by: Vec<Vec<JobIndex>> = vec![Vec::new(); n];
+        for (j, job) in jobs.iter().enumerate() {
             for &need in &job.needs {
-                // Plan order is topological: a need's own closure is already known.
-                if need < transitive.len() {
-                    all[need] = true;
-                    for &t in &transitive[need] {
-                        all[t] = true;
-                    }
-                }
+                needed_by[need].push(j);
             }
-            transitive.push((0..n).filter(|&i| all[i]).collect());
         }
         let dependents = (0..n)
-            .map(|f| {
-                (jobs[f].run_on == RunOn::Failure)
-                    .then(|| (0..n).map(|j| transitive[j].contains(&f)).collect())
-            })
+            .map(|f| (jobs[f].run_on == RunOn::Failure).then(|| reachable(&needed_by, f)))
             .collect();
+        let unfinished: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
+        let decidable = (0..n).filter(|&j| unfinished[j] == 0).collect();
         Scheduler {
             parallelism: config.parallelism.max(1),
             fail_fast: config.fail_fast,
+            jobs_token: cancel.child_token(),
             cancel,
             outcomes: Outcomes::new(n),
             running: HashMap::new(),
             tasks: JoinSet::new(),
             task_jobs: HashMap::new(),
-            transitive,
+            needed_by,
+            unfinished,
+            decidable,
+            rescan: true,
             dependents,
             first_failure: None,
             stopped: false,
@@ -352,6 +374,7 @@ impl Scheduler {
                 () = self.cancel.cancelled(), if !self.cancelled => {
                     // Child tokens of running jobs fire with it.
                     self.cancelled = true;
+                    self.rescan = true;
                 }
             }
         }
@@ -366,13 +389,16 @@ impl Scheduler {
     fn decide(&mut self) {
         loop {
             let mut changed = false;
-            let pending: Vec<JobIndex> = self.pending().collect();
-            for j in pending {
+            let candidates: Vec<JobIndex> = if std::mem::take(&mut self.rescan) {
+                self.pending().collect()
+            } else {
+                self.decidable.iter().copied().collect()
+            };
+            for j in candidates {
                 match self.verdict(j) {
                     Verdict::Wait => {}
                     Verdict::End(status) => {
-                        self.outcomes
-                            .finish(&self.ctx.events, j, status, 0, Duration::ZERO);
+                        self.finish(j, status, 0, Duration::ZERO);
                         changed = true;
                     }
                     Verdict::Start if self.running.len() < self.parallelism => {
@@ -455,10 +481,12 @@ impl Scheduler {
     }
 
     fn start(&mut self, j: JobIndex) {
-        let token = self.cancel.child_token();
-        let restores = self.transitive[j]
-            .iter()
-            .filter_map(|&n| self.outcomes.manifests[n].clone())
+        let token = self.jobs_token.child_token();
+        self.decidable.remove(&j);
+        let restores = self
+            .all_needs(j)
+            .into_iter()
+            .filter_map(|n| self.outcomes.manifests[n].clone())
             .collect();
         let handle = self.tasks.spawn(runner::run_job(
             Arc::clone(&self.ctx),
@@ -494,6 +522,7 @@ impl Scheduler {
             self.first_failure.get_or_insert(j);
             if self.fail_fast && !self.stopped {
                 self.stopped = true;
+                self.rescan = true;
                 for (&r, token) in &self.running {
                     if self.ctx.plan.jobs[r].run_on == RunOn::Success {
                         token.cancel();
@@ -504,13 +533,33 @@ impl Scheduler {
         if result.status == JobStatus::Succeeded {
             self.outcomes.manifests[j] = result.manifest;
         }
-        self.outcomes.finish(
-            &self.ctx.events,
-            j,
-            result.status,
-            result.attempts,
-            result.duration,
-        );
+        self.finish(j, result.status, result.attempts, result.duration);
+    }
+
+    /// Records a job's final status and unblocks the jobs that need it.
+    fn finish(&mut self, j: JobIndex, status: JobStatus, attempts: u32, duration: Duration) {
+        self.decidable.remove(&j);
+        self.outcomes
+            .finish(&self.ctx.events, j, status, attempts, duration);
+        for &d in &self.needed_by[j] {
+            self.unfinished[d] -= 1;
+            if self.unfinished[d] == 0 && self.outcomes.done[d].is_none() {
+                self.decidable.insert(d);
+            }
+        }
+    }
+
+    /// Every job `j` needs, directly or not, in plan (topological) order.
+    fn all_needs(&self, j: JobIndex) -> Vec<JobIndex> {
+        let jobs = &self.ctx.plan.jobs;
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<JobIndex> = jobs[j].needs.clone();
+        while let Some(n) = stack.pop() {
+            if seen.insert(n) {
+                stack.extend(&jobs[n].needs);
+            }
+        }
+        seen.into_iter().collect()
     }
 
     /// Ends jobs that still wait when nothing can make progress. Unreachable with the
@@ -521,8 +570,18 @@ impl Scheduler {
             let status = JobStatus::Skipped {
                 reason: "could not be scheduled (internal error)".into(),
             };
-            self.outcomes
-                .finish(&self.ctx.events, j, status, 0, Duration::ZERO);
+            self.finish(j, status, 0, Duration::ZERO);
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // Only when `run`'s future is dropped mid-run: let the jobs see the cancel and tear
+        // down on their own instead of being aborted at whatever await they were in.
+        if !self.tasks.is_empty() {
+            self.jobs_token.cancel();
+            self.tasks.detach_all();
         }
     }
 }

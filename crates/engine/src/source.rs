@@ -450,8 +450,16 @@ mod tests {
                 "sub",
             ],
         );
+        // An untracked repository inside the tree (not a submodule) is listed the same way.
+        let nested = outer.join("nested");
+        std::fs::create_dir(&nested).expect("mkdir");
+        git(&nested, &["init", "-q", "-b", "main"]);
+        std::fs::write(nested.join("n.txt"), "n").expect("write");
         let source = Source::from_dir(outer.path()).expect("list");
-        assert_eq!(listing(&source), [".gitmodules", "sub/lib.txt", "top.txt"]);
+        assert_eq!(
+            listing(&source),
+            [".gitmodules", "nested/n.txt", "sub/lib.txt", "top.txt"]
+        );
     }
 
     #[test]

@@ -40,7 +40,7 @@ async fn fixtures() {
         let expected_path = yml.with_extension("expected");
         let expected = std::fs::read_to_string(&expected_path)
             .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
-        let got = check_fixture(yml).await;
+        let (got, logs) = check_fixture(yml).await;
         let want: Vec<String> = expected
             .lines()
             .map(str::trim)
@@ -54,22 +54,32 @@ async fn fixtures() {
             .collect();
         if got != want {
             failures.push(format!(
-                "{}:\n  expected: {want:?}\n  got:      {got:?}",
-                yml.file_name().unwrap_or_default().to_string_lossy()
+                "{}:\n  expected: {want:?}\n  got:      {got:?}\n  logs:\n{}",
+                yml.file_name().unwrap_or_default().to_string_lossy(),
+                logs.join("\n")
             ));
         }
     }
-    assert!(failures.is_empty(), "fixtures failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fixtures failed:\n{}",
+        failures.join("\n")
+    );
 }
 
-/// Runs one fixture and returns its `job: word` lines followed by `run: word`.
-async fn check_fixture(yml: &Path) -> Vec<String> {
+/// Runs one fixture and returns its `job: word` lines followed by `run: word`, and the
+/// log lines of its jobs (to explain a failure).
+async fn check_fixture(yml: &Path) -> (Vec<String>, Vec<String>) {
     let scratch = TempTree::new();
     let text = std::fs::read_to_string(yml)
         .expect("read the fixture")
         .replace("@TMP@", &scratch.path().to_string_lossy());
     let (ctx, parallelism, fail_fast) = context(&text);
-    let name = yml.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = yml
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let spec = gantry_pipeline::parse(&name, &text)
         .unwrap_or_else(|d| panic!("{name} does not parse:\n{d}"));
     let plan = spec
@@ -100,7 +110,7 @@ async fn check_fixture(yml: &Path) -> Vec<String> {
         let mut logs = Vec::new();
         while let Some(event) = rx.recv().await {
             if let gantry_engine::RunEvent::JobLog { job, line } = event {
-                logs.push(format!("[{job}] {}", line.text));
+                logs.push(format!("    [{job}] {}", line.text));
             }
         }
         logs
@@ -126,9 +136,7 @@ async fn check_fixture(yml: &Path) -> Vec<String> {
             RunStatus::Cancelled => "cancelled",
         }
     ));
-    // Shown only when the fixture fails, to say why.
-    println!("--- {name}\n{}", logs.join("\n"));
-    lines
+    (lines, logs)
 }
 
 /// Reads the `# gantry-test:` header.
@@ -150,7 +158,8 @@ fn context(text: &str) -> (PlanContext, usize, bool) {
             Some(("event", v)) => ctx.event = Some(Event::parse(v).expect("an event")),
             Some(("jobs", v)) => parallelism = v.parse().expect("a number"),
             Some((k, v)) if k.starts_with("param.") => {
-                ctx.params.insert(k["param.".len()..].to_owned(), v.to_owned());
+                ctx.params
+                    .insert(k["param.".len()..].to_owned(), v.to_owned());
             }
             None if word == "fail-fast" => fail_fast = true,
             _ => panic!("unknown gantry-test setting {word:?}"),

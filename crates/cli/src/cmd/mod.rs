@@ -1,5 +1,6 @@
 //! The subcommands, one file each, and what they share: loading a pipeline file.
 
+pub mod gc;
 pub mod graph;
 pub mod lint;
 pub mod run;

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use gantry_backend::CancellationToken;
@@ -16,7 +15,8 @@ use gantry_engine::{Backends, RunConfig, RunEvent, RunStatus, Source};
 use gantry_pipeline::{EnvValue, Event, Plan, PlanContext};
 use time::UtcOffset;
 
-use crate::args::{BackendChoice, ColorChoice, RunArgs};
+use crate::args::{ColorChoice, RunArgs};
+use crate::backends;
 use crate::discover;
 use crate::error::{CliError, Exit};
 use crate::inputs;
@@ -81,7 +81,16 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
     let predicted = run_dir::predict_next(&runs);
     let mut plan = plan_for(predicted)?;
     check_secrets(&plan, &secrets)?;
-    let backends = make_backends(args.backend)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let needs_containers = plan
+        .jobs
+        .iter()
+        .any(|j| j.excluded.is_none() && !j.container_needs().is_empty());
+    let chosen = runtime.block_on(backends::choose(args.backend, needs_containers))?;
+    let backends = chosen.backends;
 
     // Orphans of jobs are then re-parented to gantry and reaped. Without it jobs still
     // run and are still killed as process groups, so a failure here is not fatal.
@@ -124,11 +133,7 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
             paint,
         ))
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let session = Session {
+    let mut session = Session {
         reporter,
         logs: LogFiles::new(&run_dir.path.join("logs"), offset),
         masker: Masker::new(&secrets),
@@ -137,6 +142,9 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
         number: run_dir.number,
         dir: super::shown(&run_dir.path),
     };
+    for notice in &chosen.notices {
+        session.reporter.notice(&paint.yellow(notice));
+    }
     let result = runtime.block_on(drive(plan, backends, config, session));
     let mut session = match result {
         Ok(session) => session,
@@ -173,16 +181,6 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
         Some(RunStatus::Failed) | None => Exit::Failure,
         Some(RunStatus::Cancelled) => Exit::Cancelled,
     })
-}
-
-/// The backends for `--backend`. Adding one (docker, …) is one arm here.
-fn make_backends(choice: BackendChoice) -> Result<Backends, CliError> {
-    match choice {
-        BackendChoice::Auto | BackendChoice::Local => Ok(Backends {
-            host: Arc::new(gantry_backend_local::LocalBackend::new()),
-            containers: None,
-        }),
-    }
 }
 
 /// Narrows the plan to `--job` selections and what they need; an unknown name gets the

@@ -359,6 +359,56 @@ async fn cancelling_kills_running_jobs_tears_down_and_cancels_the_rest() {
 }
 
 #[tokio::test]
+async fn dropping_the_run_still_cancels_and_tears_down_its_jobs() {
+    use std::sync::Arc;
+    let fake = gantry_test_support::FakeBackend::new();
+    let source = crate::testutil::source_tree();
+    let run_dir = gantry_test_support::TempTree::new();
+    let p = plan(vec![job("long").env("FAKE_SLEEP", "30s")]);
+    let backends = crate::Backends {
+        host: Arc::new(fake.clone()),
+        containers: None,
+    };
+    let config = crate::RunConfig {
+        run_id: "r".into(),
+        run_dir: run_dir.path().to_path_buf(),
+        source: crate::Source::from_dir(source.path()).expect("list"),
+        parallelism: 1,
+        fail_fast: false,
+        secrets: Default::default(),
+        keep_workspaces: false,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = tokio::spawn(async move {
+        crate::run(&p, &backends, config, tx, Default::default()).await
+    });
+    // Wait until the script runs, then drop the run's future.
+    while let Some(event) = rx.recv().await {
+        if let RunEvent::JobLog { line, .. } = event
+            && line.text.starts_with("+ ")
+        {
+            break;
+        }
+    }
+    task.abort();
+    assert!(task.await.is_err_and(|e| e.is_cancelled()));
+    // The detached job sees the cancel and tears down by itself.
+    for _ in 0..500 {
+        if fake.teardowns("long") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fake.teardowns("long"), 1);
+    assert_eq!(fake.open_envs(), 0);
+    let finished = fake.records().into_iter().find_map(|r| match r.phase {
+        gantry_test_support::Phase::ScriptFinished(outcome) => outcome,
+        _ => None,
+    });
+    assert_eq!(finished, Some(Outcome::Cancelled));
+}
+
+#[tokio::test]
 async fn teardown_runs_after_a_service_fails_and_the_job_errors() {
     let p = plan(vec![
         job("integration")
@@ -467,7 +517,7 @@ async fn secrets_reach_the_job_and_are_masked_everywhere() {
     let p = plan(vec![
         job("deploy")
             .secret("TOKEN", "deploy-token")
-            .env("FAKE_LOG", "using s3cr3t-value now\nshort ab stays")
+            .env("FAKE_LOG", "using s3cr3t-value now\neven xy goes")
             .service("api", &[("FAKE_LOG", "api got s3cr3t-value")])
             .image("tools"),
         job("forgot").secret("KEY", "missing-one"),
@@ -475,7 +525,7 @@ async fn secrets_reach_the_job_and_are_masked_everywhere() {
     let opts = Opts {
         secrets: [
             ("deploy-token".to_string(), "s3cr3t-value".to_string()),
-            ("tiny".to_string(), "ab".to_string()),
+            ("tiny".to_string(), "xy".to_string()),
         ]
         .into(),
         ..Opts::default()
@@ -487,7 +537,7 @@ async fn secrets_reach_the_job_and_are_masked_everywhere() {
     let logs = ran.logs("deploy");
     assert!(logs.contains(&"using *** now".to_string()), "{logs:?}");
     assert!(logs.contains(&"api got ***".to_string()), "{logs:?}");
-    assert!(logs.contains(&"short ab stays".to_string()), "{logs:?}");
+    assert!(logs.contains(&"even *** goes".to_string()), "{logs:?}");
     assert!(!logs.iter().any(|l| l.contains("s3cr3t-value")));
     assert_eq!(
         ran.reason("forgot"),
