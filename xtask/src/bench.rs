@@ -17,7 +17,12 @@ use crate::metadata::{Workspace, cargo};
 use crate::process::{self, command, say};
 
 /// The packages whose benches run, in this order. A package without benches yet is skipped.
-pub const PACKAGES: &[&str] = &["gantry-pipeline", "gantry-backend-local", "gantry-engine"];
+pub const PACKAGES: &[&str] = &[
+    "gantry-pipeline",
+    "gantry-backend-local",
+    "gantry-backend-docker",
+    "gantry-engine",
+];
 
 /// Opening marker of the recorded section.
 pub const BEGIN: &str = "<!-- bench:begin -->";

@@ -19,7 +19,8 @@ tasks:
                                THE test command: installs what the tests need (Debian
                                packages, daemons), then runs the whole suite with nextest;
                                ARGS go to `cargo nextest run` (e.g. -- -p gantry-engine)
-                               GROUP: docker (docker.io, dockerd, debootstrap)
+                               set up by default: docker (docker.io, dockerd, debootstrap,
+                               docker-registry on 127.0.0.1:5000) and the test images
   images                       builds the container images the tests use (Debian base
                                by debootstrap + docker import, then docker build on top);
                                cached: an image whose recipe did not change is kept

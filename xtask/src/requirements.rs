@@ -3,7 +3,8 @@
 //!
 //! Each [`Requirement`] is one line of data: a probe command that exits 0 when it is met,
 //! and a [`Fix`] (install Debian packages, start a daemon, or fall back to something
-//! else). Groups other than `base` are opt-in (`cargo xtask test --with docker`) until the
+//! else). The groups of [`DEFAULT_GROUPS`] are always set up; others are opt-in
+//! (`cargo xtask test --with GROUP`) until the
 //! tests that need them land; enabling one for everybody is moving its rows to `base`.
 
 use std::fs::{self, File};
@@ -18,6 +19,10 @@ use crate::process::{self, command, is_root, say, succeeds};
 
 /// The group that is always checked.
 pub const BASE: &str = "base";
+
+/// The groups every `cargo xtask test` sets up. `docker` is one since the Docker backend's
+/// tests landed: Docker, debootstrap (for the test images) and a registry on loopback.
+pub const DEFAULT_GROUPS: &[&str] = &[BASE, "docker"];
 
 /// One thing the tests need.
 #[derive(Debug, Clone, Copy)]
@@ -91,7 +96,37 @@ pub const REQUIREMENTS: &[Requirement] = &[
         probe: &["debootstrap", "--version"],
         fix: Fix::Apt(&["debootstrap"]),
     },
+    Requirement {
+        name: "docker-registry",
+        group: "docker",
+        probe: &["sh", "-c", "command -v docker-registry"],
+        fix: Fix::Apt(&["docker-registry"]),
+    },
+    Requirement {
+        name: REGISTRY,
+        group: "docker",
+        // bash for /dev/tcp: curl is not on every fresh machine, bash is.
+        probe: &["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5000"],
+        fix: Fix::Start(start_registry),
+    },
 ];
+
+/// Name of the requirement that a registry listens on 127.0.0.1:5000 (push/pull tests).
+pub const REGISTRY: &str = "registry on 127.0.0.1:5000";
+
+/// The registry's configuration: loopback only, no auth, storage in a scratch folder.
+const REGISTRY_CONFIG: &str = "\
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: STORAGE
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+";
 
 /// The groups that exist, for `--with` validation.
 pub fn groups() -> Vec<&'static str> {
@@ -100,11 +135,11 @@ pub fn groups() -> Vec<&'static str> {
     groups
 }
 
-/// The requirements of `base` plus the `extra` groups, in table order.
+/// The requirements of the [`DEFAULT_GROUPS`] plus the `extra` groups, in table order.
 pub fn selected(extra: &[String]) -> Vec<&'static Requirement> {
     REQUIREMENTS
         .iter()
-        .filter(|r| r.group == BASE || extra.iter().any(|g| g == r.group))
+        .filter(|r| DEFAULT_GROUPS.contains(&r.group) || extra.iter().any(|g| g == r.group))
         .collect()
 }
 
@@ -208,6 +243,45 @@ fn start_dockerd() -> Result<()> {
     )
 }
 
+/// Starts Debian's `docker-registry` on 127.0.0.1:5000 in the background (it outlives
+/// xtask, like dockerd), with a config of our own: the packaged one wants htpasswd auth
+/// and listens on every address.
+fn start_registry() -> Result<()> {
+    let dir = std::env::temp_dir().join("gantry-registry");
+    fs::create_dir_all(dir.join("storage"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let config = dir.join("config.yml");
+    let storage = dir.join("storage");
+    fs::write(
+        &config,
+        REGISTRY_CONFIG.replace("STORAGE", &storage.to_string_lossy()),
+    )
+    .with_context(|| format!("cannot write {}", config.display()))?;
+    let log_path = daemon_log("registry");
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut cmd = command("docker-registry");
+    cmd.arg("serve")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    say(&format!(
+        "$ {} (log: {})",
+        process::display(&cmd),
+        log_path.display()
+    ));
+    let child = cmd.spawn().context("failed to start docker-registry")?;
+    wait_until_answers(
+        child,
+        &["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5000"],
+        Duration::from_secs(30),
+        &log_path,
+    )
+}
+
 /// Polls `probe` until it succeeds; fails early if `daemon` exits, quoting its log.
 fn wait_until_answers(
     mut daemon: Child,
@@ -250,21 +324,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn docker_group_is_opt_in() {
+    fn docker_group_is_set_up_by_default() {
         let names = |extra: &[&str]| -> Vec<&str> {
             let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
             selected(&extra).iter().map(|r| r.name).collect()
         };
-        assert_eq!(names(&[]), ["sh", "git", "cargo-nextest"]);
         assert_eq!(
+            names(&[]),
             names(&["docker"]),
+            "--with docker changes nothing"
+        );
+        assert_eq!(
+            names(&[]),
             [
                 "sh",
                 "git",
                 "cargo-nextest",
                 "docker.io",
                 "docker daemon",
-                "debootstrap"
+                "debootstrap",
+                "docker-registry",
+                REGISTRY
             ]
         );
         assert_eq!(groups(), [BASE, "docker"]);
@@ -276,7 +356,7 @@ mod tests {
         // nothing is run through apt-get.
         let base: Vec<_> = selected(&[])
             .into_iter()
-            .filter(|r| matches!(r.fix, Fix::Apt(_)))
+            .filter(|r| r.group == BASE && matches!(r.fix, Fix::Apt(_)))
             .collect();
         assert_eq!(
             ensure(&base).expect("sh and git are present"),

@@ -13,8 +13,9 @@
 //!     method the file system allowed (reflink or copy), with 1, 2 and 4 copying threads,
 //!     against `cp -a` of the same tree. Median of 5.
 //!
-//! Trees live in `GANTRY_BENCH_DIR` if set, else in the system's temporary directory:
-//! creating files is what a workspace costs, and its price depends on the file system.
+//! Trees live in `GANTRY_BENCH_DIR` if set, else in the target directory (inside the
+//! checkout, as a run's `.gantry/runs/` is): creating files is what a workspace costs, and
+//! its price depends on where.
 //!
 //! Run with `cargo bench -p gantry-engine --bench engine` (or `cargo xtask bench`).
 #![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
@@ -135,7 +136,8 @@ fn dag(runtime: &tokio::runtime::Runtime) {
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "dag: {DAG_JOBS} jobs of `true`, --jobs 2, local backend: {:.0} ms total, {:.2} ms/job",
+        "dag: {DAG_JOBS} jobs of `true`, --jobs 2, local backend, run dir in {}: {:.0} ms total, {:.2} ms/job",
+        bench_dir().display(),
         ms(local),
         ms(local) / n
     );
@@ -250,13 +252,15 @@ fn workspaces() {
     git_listing(tree.path());
 }
 
-/// Where the benchmark's trees live: `GANTRY_BENCH_DIR`, else the system's temporary
-/// directory. File creation costs differ a lot between file systems (and even between
-/// directories of one file system), so the location is printed with the results.
+/// Where the benchmark's trees live: `GANTRY_BENCH_DIR`, else cargo's temporary directory
+/// for benches inside the target directory, i.e. inside the checkout, like the
+/// `.gantry/runs/` that `gantry run` uses. File creation costs differ a lot between file
+/// systems (on this project's VMs even between directories of one file system: `/tmp`
+/// is several times slower than the checkout), so the location is printed with the results.
 fn bench_dir() -> PathBuf {
     std::env::var_os("GANTRY_BENCH_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("engine-bench"))
 }
 
 /// The same tree as a git repository: what listing it with `git ls-files` costs.

@@ -10,8 +10,9 @@
 //! can share extents (btrfs, XFS, …) files are reflinked (`FICLONE`), which costs a
 //! metadata update per file; elsewhere `std::fs::copy` is used, which on Linux is
 //! `copy_file_range`, an in-kernel copy without a trip through user space. Which one works
-//! is probed once per tree on the first file, so a file system without reflinks pays for
-//! one failed ioctl, not one per file. Large trees are copied by a few threads at once,
+//! is probed on the first file copied between two file systems and remembered for the
+//! process, so a file system without reflinks pays for one failed attempt, not one per
+//! file or per workspace. Large trees are copied by a few threads at once,
 //! because per-file costs (open, create, close) dominate for small files and overlap well.
 //!
 //! Artifacts: a job gets the artifacts of *all* its transitive needs, restored in plan
@@ -19,10 +20,10 @@
 //! needs only would be surprising in a chain `build → test → package`: `package` needs
 //! the binary `build` made, but `test` had no reason to re-collect it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -174,10 +175,25 @@ pub fn materialize_with(
         threads: 1,
         elapsed: Duration::ZERO,
     };
-    // The first regular file decides the method for the whole tree.
-    let first_file = files
-        .iter()
-        .position(|e| matches!(e.kind, EntryKind::File { .. }));
+    // Whether reflinks work is a property of the pair of file systems: probe it once per
+    // pair and process (on the first file copied), not once per workspace, because a
+    // failed probe costs a file creation and removal, which is most of what a job with a
+    // small source pays.
+    let devices = device_of(source.root()).zip(device_of(dest));
+    let known = devices.and_then(|pair| lock_reflinks().get(&pair).copied());
+    let first_file = match known {
+        Some(works) => {
+            stats.method = if works {
+                CopyMethod::Reflink
+            } else {
+                CopyMethod::Copy
+            };
+            None
+        }
+        None => files
+            .iter()
+            .position(|e| matches!(e.kind, EntryKind::File { .. })),
+    };
     if let Some(i) = first_file {
         let entry = files[i];
         let (src, dst) = (source.root().join(&entry.path), dest.join(&entry.path));
@@ -192,6 +208,9 @@ pub fn materialize_with(
                 copy_one(entry, &src, &dst, CopyMethod::Copy)?
             }
         };
+        if let Some(pair) = devices {
+            lock_reflinks().insert(pair, stats.method == CopyMethod::Reflink);
+        }
         stats.files += 1;
         stats.bytes += bytes;
     }
@@ -210,6 +229,20 @@ pub fn materialize_with(
     stats.bytes += totals.bytes;
     stats.elapsed = started.elapsed();
     Ok(stats)
+}
+
+/// Reflink support by (source device, destination device), as probed.
+fn lock_reflinks() -> std::sync::MutexGuard<'static, HashMap<(u64, u64), bool>> {
+    static REFLINKS: OnceLock<Mutex<HashMap<(u64, u64), bool>>> = OnceLock::new();
+    REFLINKS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn device_of(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.dev())
 }
 
 /// Creates every directory the entries need, parents before children.
