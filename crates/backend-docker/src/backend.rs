@@ -164,7 +164,8 @@ impl Backend for DockerBackend {
             match image::ensure(&self.inner.docker, name).await {
                 Ok(Some(note)) => pulled.push(note),
                 Ok(None) => {}
-                Err(why) => {
+                Err(image::ImageError::Daemon(e)) => return Err(e),
+                Err(image::ImageError::Missing(why)) => {
                     let what = match service {
                         Some(s) => format!("image {name} for service \"{s}\""),
                         None => format!("image {name}"),

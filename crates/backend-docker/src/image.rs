@@ -23,23 +23,32 @@ use gantry_backend::{BackendError, ImageBuildSpec, JobSpec, LogSink, Stream};
 
 use crate::connect::{describe, is_connection_error, is_not_found};
 
+/// Why an image could not be made present.
+#[derive(Debug)]
+pub(crate) enum ImageError {
+    /// The daemon could not be reached.
+    Daemon(BackendError),
+    /// Not present and not pullable: a full sentence for the user.
+    Missing(String),
+}
+
 /// Makes sure `name` is present: `Ok(None)` when it already was, `Ok(Some(note))` after a
-/// successful pull, `Err(why)` (a full sentence for the user) when it is missing and
-/// cannot be pulled.
-pub(crate) async fn ensure(docker: &Docker, name: &str) -> Result<Option<String>, String> {
+/// successful pull.
+pub(crate) async fn ensure(docker: &Docker, name: &str) -> Result<Option<String>, ImageError> {
     match docker.inspect_image(name).await {
         Ok(_) => return Ok(None),
         Err(e) if is_not_found(&e) => {}
+        Err(e) if is_connection_error(&e) => {
+            return Err(ImageError::Daemon(crate::connect::api_error(
+                format!("look up image {name}"),
+                &e,
+            )));
+        }
         Err(e) => {
-            return Err(format!(
-                "cannot look up image {name}: {}{}",
-                describe(&e),
-                if is_connection_error(&e) {
-                    "; is the Docker daemon running?"
-                } else {
-                    ""
-                }
-            ));
+            return Err(ImageError::Missing(format!(
+                "cannot look up image {name}: {}",
+                describe(&e)
+            )));
         }
     }
     let (repo, tag) = split_reference(name);
@@ -51,17 +60,23 @@ pub(crate) async fn ensure(docker: &Docker, name: &str) -> Result<Option<String>
     let mut failure = None;
     while let Some(item) = stream.next().await {
         if let Err(e) = item {
+            if is_connection_error(&e) {
+                return Err(ImageError::Daemon(crate::connect::api_error(
+                    format!("pull image {name}"),
+                    &e,
+                )));
+            }
             failure = Some(describe(&e));
             break;
         }
     }
     match failure {
         None => Ok(Some(format!("pulled image {name}"))),
-        Some(why) => Err(format!(
+        Some(why) => Err(ImageError::Missing(format!(
             "image {name} is not present locally and pulling it failed: {why}; build it with \
              `image_build` in a job this one needs (or `docker build -t {name} …`), or check \
              the image name and that its registry is reachable"
-        )),
+        ))),
     }
 }
 

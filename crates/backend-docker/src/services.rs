@@ -176,9 +176,35 @@ pub(crate) async fn start_all(
     }
     lock(ctx.tracked).network = Some(network.clone());
 
-    for service in &ctx.job.services {
-        let started = start_one(ctx, &network, service).await?;
-        running.push(started);
+    // Services and their probes are started all at once: each container costs a create
+    // and a start round trip to the daemon, and a probe simply retries until its service
+    // answers. The readiness timeout counts from here.
+    let started_at = tokio::time::Instant::now();
+    let network: &str = &network;
+    let starts = ctx.job.services.iter().map(|service| async move {
+        tokio::join!(
+            start_one(ctx, network, service),
+            start_probe(ctx, network, service)
+        )
+    });
+    let mut probes = Vec::new();
+    let mut first_error = None;
+    for (svc, probe) in futures_util::future::join_all(starts).await {
+        match svc {
+            Ok(svc) => running.push(svc),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+        match probe {
+            Ok(probe) => probes.push(probe),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
 
     let waits = ctx
@@ -186,7 +212,8 @@ pub(crate) async fn start_all(
         .services
         .iter()
         .zip(running.iter())
-        .map(|(spec, svc)| wait_ready(ctx, &network, spec, svc));
+        .zip(probes)
+        .map(|((spec, svc), probe)| wait_ready(ctx, spec, svc, probe, started_at));
     futures_util::future::try_join_all(waits).await?;
     Ok(())
 }
@@ -273,16 +300,20 @@ async fn follow(docker: Docker, container: String, log: Arc<ServiceLog>) {
     let _ = crate::output::pump(stream, |_, line| log.line(line)).await;
 }
 
-/// Waits until `svc` answers its readiness check (or at once, without one).
-async fn wait_ready(
+/// A started readiness probe.
+pub(crate) struct Probe {
+    container: String,
+    image: String,
+}
+
+/// Starts the readiness probe of `spec` (none without `ready`).
+async fn start_probe(
     ctx: &Ctx<'_>,
     network: &str,
     spec: &ServiceSpec,
-    svc: &RunningService,
-) -> Result<(), ServiceFailure> {
+) -> Result<Option<Probe>, ServiceFailure> {
     let Some(ready) = &spec.ready else {
-        svc.log.go_live();
-        return Ok(());
+        return Ok(None);
     };
     let docker = &ctx.inner.docker;
     let check = Check {
@@ -290,10 +321,7 @@ async fn wait_ready(
         port: ready.port,
         http_path: ready.http_path.as_deref(),
     };
-    let what = ready::describe(&check);
-    let keep = ctx.inner.settings.service_log_lines;
-    let fail = |reason: String| failure(&spec.name, reason, svc.log.fail(keep));
-
+    let fail = |reason: String| failure(&spec.name, reason, vec![]);
     // The job's image is pulled anyway; a job that builds its own image has only the
     // service's to offer.
     let built = ctx
@@ -335,6 +363,41 @@ async fn wait_ready(
             describe(&e)
         )));
     }
+    Ok(Some(Probe {
+        container: probe,
+        image,
+    }))
+}
+
+/// Waits until `svc` answers its readiness check (or at once, without one): until its
+/// probe exits, the service exits, or the timeout counted from `started_at` passes.
+async fn wait_ready(
+    ctx: &Ctx<'_>,
+    spec: &ServiceSpec,
+    svc: &RunningService,
+    probe: Option<Probe>,
+    started_at: tokio::time::Instant,
+) -> Result<(), ServiceFailure> {
+    let (
+        Some(ready),
+        Some(Probe {
+            container: probe,
+            image,
+        }),
+    ) = (&spec.ready, probe)
+    else {
+        svc.log.go_live();
+        return Ok(());
+    };
+    let docker = &ctx.inner.docker;
+    let check = Check {
+        host: &spec.name,
+        port: ready.port,
+        http_path: ready.http_path.as_deref(),
+    };
+    let what = ready::describe(&check);
+    let keep = ctx.inner.settings.service_log_lines;
+    let fail = |reason: String| failure(&spec.name, reason, svc.log.fail(keep));
 
     enum Ended {
         Probe(Result<i64, Error>),
@@ -344,7 +407,7 @@ async fn wait_ready(
     let ended = tokio::select! {
         r = exit_code(docker, &probe) => Ended::Probe(r),
         r = exit_code(docker, &svc.container) => Ended::Service(r),
-        () = tokio::time::sleep(ready.timeout) => Ended::TimedOut,
+        () = tokio::time::sleep_until(started_at + ready.timeout) => Ended::TimedOut,
     };
     let probe_output = match &ended {
         Ended::Probe(Ok(code)) if *code != 0 => container_output(docker, &probe).await,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use gantry_backend::{Backend, BackendError, Outcome, ReadySpec, ServiceSpec};
+use gantry_backend::{Backend, BackendError, ReadySpec, ServiceSpec};
 use gantry_backend_docker::{DockerBackend, DockerSettings};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::task::JoinSet;
@@ -195,7 +195,7 @@ async fn the_sweeper_removes_what_dead_owners_left_and_keeps_the_rest() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         docker(&args).unwrap_or_else(|| panic!("docker {args:?}"));
     };
-    let mut c = |owner: &str, boot: &str, what: &str| {
+    let c = |owner: &str, boot: &str, what: &str| {
         let mut args = vec!["create".to_owned()];
         args.extend(labels(owner, boot, what));
         args.extend([TOOLS.to_owned(), "sleep".to_owned(), "600".to_owned()]);
@@ -297,20 +297,17 @@ async fn a_daemon_that_goes_away_mid_job_is_an_infrastructure_error() {
             .await;
         (r, env)
     });
-    // Once the job container runs, the daemon "goes away".
-    let filter = format!("label=gantry.run={run_id}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while docker(&["ps", "-q", "--filter", &filter])
-        .unwrap_or_default()
-        .trim()
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the job never started"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Once the script prints, the daemon "goes away" (while gantry waits for the job).
+    let started = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = rx.recv().await {
+            if line.text == "running" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(started, Ok(true), "the job never started");
     proxy.go_away();
     let (result, env) = tokio::time::timeout(Duration::from_secs(60), script)
         .await

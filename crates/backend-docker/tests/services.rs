@@ -60,36 +60,42 @@ async fn services_are_reached_by_name_and_their_logs_are_kept() {
     assert_eq!(leftovers(&spec.run_id), Vec::<String>::new());
 }
 
-/// Every probe tool, alone, against a TCP and an HTTP service.
+/// Every probe tool, alone, against a TCP and an HTTP service (all at once: each case is
+/// mostly waiting for containers).
 #[tokio::test]
 async fn each_probe_tool_works() {
-    for (tool, http) in [
+    let cases = [
         ("bash", false),
         ("perl", false),
         ("curl", false),
         ("curl", true),
         ("perl", true),
         ("bash", true),
-    ] {
+    ];
+    let runs = cases.iter().map(|&(tool, http)| async move {
         let backend = backend_with(DockerSettings {
             probe_tools: Some(vec![tool.to_owned()]),
             ..DockerSettings::default()
         })
         .await;
-        let (mut spec, _ws) = job("probe-tools", &["true"]);
+        let (mut spec, ws) = job("probe-tools", &["true"]);
         let mut svc = web("web", "t");
         if !http {
             svc.ready.as_mut().expect("ready").http_path = None;
         }
         spec.services = vec![svc];
         let ran = run(&backend, &spec).await;
+        drop(ws);
+        (tool, http, spec.run_id, ran)
+    });
+    for (tool, http, run_id, ran) in futures_util::future::join_all(runs).await {
         assert_eq!(
             ran.outcome(),
             &Outcome::Success,
             "{tool} http={http}\n{}",
             ran.log()
         );
-        assert_eq!(leftovers(&spec.run_id), Vec::<String>::new());
+        assert_eq!(leftovers(&run_id), Vec::<String>::new());
     }
 }
 

@@ -268,6 +268,60 @@ fn leftovers_of_a_killed_run_are_swept() {
     }
 }
 
+/// The seed pipeline's shape: a host job makes the program, `image_build` packages it
+/// (with the artifact restored into its workspace), and the next job runs it as a service.
+#[test]
+fn a_built_image_serves_the_next_job() {
+    needs_docker();
+    let tag = format!("gantry-test/e2e-app-{}:1", std::process::id());
+    let project = Project::new(&format!(
+        r#"
+name: package
+jobs:
+  build:
+    script:
+      - mkdir -p app && printf 'mkdir -p /www && echo "$1" > /www/health && exec busybox httpd -f -p 9000 -h /www\n' > app/serve.sh
+    artifacts: [app/serve.sh]
+  package:
+    needs: [build]
+    image_build:
+      context: app
+      tag: {tag}
+  integration:
+    needs: [package]
+    image: gantry-test/tools:latest
+    services:
+      app:
+        image: {tag}
+        command: [sh, /serve.sh, served-by-the-built-image]
+        ready: {{ http: /health, port: 9000, timeout: 60s }}
+    script:
+      - curl -fsS http://app:9000/health
+"#
+    ));
+    std::fs::create_dir_all(project.path().join("app")).expect("mkdir");
+    std::fs::write(
+        project.path().join("app/Dockerfile"),
+        "FROM gantry-test/tools:latest\nCOPY serve.sh /serve.sh\n",
+    )
+    .expect("Dockerfile");
+    let child = project
+        .gantry(&["run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gantry");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("gantry ran");
+    let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let log = project.log(1, "package");
+    assert!(log.contains("Successfully tagged"), "{log}");
+    let log = project.log(1, "integration");
+    assert!(log.contains("served-by-the-built-image"), "{log}");
+    assert_eq!(owned_by(pid), Vec::<String>::new());
+}
+
 #[test]
 fn gc_says_when_there_is_nothing_to_do_or_docker_is_missing() {
     needs_docker();

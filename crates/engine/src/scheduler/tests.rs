@@ -379,9 +379,10 @@ async fn dropping_the_run_still_cancels_and_tears_down_its_jobs() {
         keep_workspaces: false,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        crate::run(&p, &backends, config, tx, Default::default()).await
-    });
+    let task =
+        tokio::spawn(
+            async move { crate::run(&p, &backends, config, tx, Default::default()).await },
+        );
     // Wait until the script runs, then drop the run's future.
     while let Some(event) = rx.recv().await {
         if let RunEvent::JobLog { line, .. } = event
