@@ -244,6 +244,20 @@ impl<'s> Validator<'s> {
         for (k, v) in &job.runs_on {
             self.check(v, k.as_str(), &format!("\"runs_on\" of {ctx}"), scope, &[]);
         }
+        if let (Some(first), None, None) =
+            (job.services.first(), &job.image, &spec.defaults.image)
+        {
+            // Services live on a network private to the job; a host process cannot join it.
+            self.error(
+                first.name.span,
+                format!("{ctx} has services but no \"image\""),
+            )
+            .help = Some(
+                "services are reachable only from a job that runs in a container on their \
+                 network: give the job an \"image\" (or set defaults.image)"
+                    .into(),
+            );
+        }
         for s in &job.services {
             let sctx = format!("service {:?} of {ctx}", s.name.value);
             self.check(&s.image, "image", &sctx, scope, &[]);
