@@ -14,7 +14,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bollard::errors::Error;
 use bollard::models::{ContainerCreateBody, HostConfig};
@@ -221,7 +220,10 @@ impl DockerJobEnv {
             }
             Ended::TimedOut | Ended::Cancelled => {
                 let why = if matches!(ended, Ended::TimedOut) {
-                    format!("timed out after {}", human(self.job.timeout))
+                    format!(
+                        "timed out after {}",
+                        gantry_backend::human_duration(self.job.timeout)
+                    )
                 } else {
                     "cancelled".to_owned()
                 };
@@ -320,7 +322,7 @@ impl JobEnv for DockerJobEnv {
             let built = tokio::select! {
                 r = crate::image::build_and_push(&docker, &job, &build, &logs) => r?,
                 () = tokio::time::sleep_until(deadline) => {
-                    logs.system(format!("timed out after {}: stopping the image build", human(self.job.timeout)));
+                    logs.system(format!("timed out after {}: stopping the image build", gantry_backend::human_duration(self.job.timeout)));
                     return Ok(Outcome::TimedOut);
                 }
                 () = cancel.cancelled() => {
@@ -433,36 +435,9 @@ impl Drop for DockerJobEnv {
     }
 }
 
-/// `90s` → `1m30s`, `3600s` → `1h`: how a duration reads in a log line.
-pub(crate) fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_nanos() != 0 || secs == 0 {
-        return format!("{d:?}");
-    }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        for (d, expect) in [
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_secs(3600), "1h"),
-            (Duration::from_millis(1500), "1.5s"),
-        ] {
-            assert_eq!(human(d), expect, "{d:?}");
-        }
-    }
 
     /// The wrapper keeps the script's exit code and hands the workspace over, with the
     /// host's own `sh` and `chown` standing in for the container's.

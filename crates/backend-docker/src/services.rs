@@ -440,7 +440,7 @@ async fn wait_ready(
         ))),
         Ended::TimedOut => Err(fail(format!(
             "did not become ready within {} ({what})",
-            crate::job::human(ready.timeout)
+            gantry_backend::human_duration(ready.timeout)
         ))),
     }
 }

@@ -3,7 +3,6 @@
 //! `prepare` only checks and renders: the engine has already filled the job's workspace,
 //! so there is nothing to create except, for very large scripts, a script file.
 
-use std::path::Path;
 use std::time::Duration;
 
 use gantry_backend::{Backend, BackendError, BackendInfo, DeploySpec, JobEnv, JobSpec};
@@ -80,8 +79,8 @@ impl Backend for LocalBackend {
 
     async fn prepare(&self, job: &JobSpec) -> Result<Box<dyn JobEnv>, BackendError> {
         check_supported(job)?;
-        check_strings(job)?;
-        check_workspace(job)?;
+        job.check_strings()?;
+        job.check_workspace()?;
 
         let cookie = new_cookie();
         let mut env = job.env.clone();
@@ -147,47 +146,4 @@ fn check_supported(job: &JobSpec) -> Result<(), BackendError> {
             keys.join(" and ")
         )),
     })
-}
-
-/// A NUL byte cannot be passed to a process, and `=` cannot be part of a variable name;
-/// say so now rather than fail obscurely at spawn time.
-fn check_strings(job: &JobSpec) -> Result<(), BackendError> {
-    let bad = |why: String| {
-        Err(BackendError::Other(format!(
-            "job \"{}\" cannot run: {why}",
-            job.job_name
-        )))
-    };
-    for (name, value) in &job.env {
-        if name.is_empty() || name.contains(['=', '\0']) {
-            return bad(format!("{name:?} is not a valid environment variable name"));
-        }
-        if value.contains('\0') {
-            return bad(format!("environment variable {name} contains a NUL byte"));
-        }
-    }
-    if let Some(i) = job.script.iter().position(|l| l.contains('\0')) {
-        return bad(format!("script line {} contains a NUL byte", i + 1));
-    }
-    Ok(())
-}
-
-fn check_workspace(job: &JobSpec) -> Result<(), BackendError> {
-    let dir: &Path = &job.workspace_dir;
-    match std::fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(BackendError::Other(format!(
-            "workspace of job \"{}\" is not a directory: {}",
-            job.job_name,
-            dir.display()
-        ))),
-        Err(source) => Err(BackendError::Io {
-            context: format!(
-                "workspace of job \"{}\" is not usable: {}",
-                job.job_name,
-                dir.display()
-            ),
-            source,
-        }),
-    }
 }

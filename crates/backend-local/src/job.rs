@@ -183,7 +183,7 @@ impl JobEnv for LocalJobEnv {
         match &ended {
             Ended::TimedOut => logs.system(format!(
                 "timed out after {}: stopping the job's processes",
-                human(self.timeout)
+                gantry_backend::human_duration(self.timeout)
             )),
             Ended::Cancelled => logs.system("cancelled: stopping the job's processes"),
             Ended::Exited(_) => {}
@@ -277,39 +277,9 @@ fn outcome(status: ExitStatus) -> Outcome {
     }
 }
 
-/// `90s` → `1m30s`, `3600s` → `1h`: how a timeout reads in a log line.
-fn human(d: Duration) -> String {
-    let secs = d.as_secs();
-    if d.subsec_nanos() != 0 || secs == 0 {
-        return format!("{d:?}");
-    }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut out = String::new();
-    for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if n > 0 {
-            out.push_str(&format!("{n}{unit}"));
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        for (d, expect) in [
-            (Duration::from_secs(5), "5s"),
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_secs(3600), "1h"),
-            (Duration::from_secs(3661), "1h1m1s"),
-            (Duration::from_millis(1500), "1.5s"),
-            (Duration::from_millis(200), "200ms"),
-        ] {
-            assert_eq!(human(d), expect, "{d:?}");
-        }
-    }
 
     #[test]
     fn exit_statuses_map_to_outcomes() {

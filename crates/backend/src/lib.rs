@@ -10,13 +10,16 @@
 //! This crate holds the contract and nothing else: no implementation, no pipeline types.
 //! Two small helpers every backend needs are here so that all backends behave alike:
 //! [`render_script`] (the `sh -e` program with `+ cmd` echoes) and [`LineSplitter`]
-//! (output bytes → log lines).
+//! (output bytes → log lines), plus the checks of a `JobSpec` every backend makes
+//! (`JobSpec::check_strings`, `JobSpec::check_workspace`) and [`human_duration`].
 
+mod checks;
 mod contract;
 mod lines;
 mod log;
 mod script;
 
+pub use checks::human_duration;
 pub use contract::*;
 pub use lines::LineSplitter;
 pub use log::*;
