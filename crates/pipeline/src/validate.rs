@@ -244,8 +244,7 @@ impl<'s> Validator<'s> {
         for (k, v) in &job.runs_on {
             self.check(v, k.as_str(), &format!("\"runs_on\" of {ctx}"), scope, &[]);
         }
-        if let (Some(first), None, None) =
-            (job.services.first(), &job.image, &spec.defaults.image)
+        if let (Some(first), None, None) = (job.services.first(), &job.image, &spec.defaults.image)
         {
             // Services live on a network private to the job; a host process cannot join it.
             self.error(

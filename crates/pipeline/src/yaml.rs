@@ -603,8 +603,12 @@ mod tests {
 
     #[test]
     fn crlf_line_endings_parse() {
-        let node = load_str("a: 1\r\nb:\r\n  - x\r\n").expect("should succeed").expect("a document");
-        let Kind::Map(entries) = node.kind else { panic!("not a map") };
+        let node = load_str("a: 1\r\nb:\r\n  - x\r\n")
+            .expect("should succeed")
+            .expect("a document");
+        let Kind::Map(entries) = node.kind else {
+            panic!("not a map")
+        };
         assert_eq!(entries[1].0.span.line, 2);
     }
 
