@@ -6,6 +6,11 @@
 //! - On top of it, with `docker build` (recipes in `xtask/images/<name>/`):
 //!   `gantry-test/tools` (sh, curl, busybox) and `gantry-test/mariadb` (Debian's MariaDB
 //!   server with an entrypoint that reads `MYSQL_*` variables like the official image).
+//! - `gantry-test/rust:1.95`: a Rust builder (rustc, cargo, rustfmt, the standard library,
+//!   gcc and libc6-dev), made from the host's own toolchain — the one `rustc` runs in the
+//!   repository root — copied into the build context, since no registry offers one here;
+//!   with the host's extra CA certificates, so cargo in a job reaches crates.io as the
+//!   host does.
 //!
 //! Idempotent and cached: every image carries the label [`LABEL`] with a fingerprint of
 //! its recipe (and of its base's fingerprint). An image whose label matches is kept, so a
@@ -49,6 +54,15 @@ pub enum Recipe {
         /// The image it is built on (an earlier entry of [`IMAGES`]).
         base: &'static str,
     },
+    /// Like [`Recipe::Build`], with the host's Rust toolchain (the parts a build needs)
+    /// copied into the context as `toolchain/`. The fingerprint includes `rustc -vV`, so
+    /// a toolchain upgrade rebuilds the image.
+    RustToolchain {
+        /// Folder under `xtask/images/`.
+        dir: &'static str,
+        /// The image it is built on (an earlier entry of [`IMAGES`]).
+        base: &'static str,
+    },
 }
 
 /// One test image.
@@ -80,6 +94,13 @@ pub const IMAGES: &[TestImage] = &[
             base: "gantry-test/debian:bookworm",
         },
     },
+    TestImage {
+        name: "gantry-test/rust:1.95",
+        recipe: Recipe::RustToolchain {
+            dir: "rust",
+            base: "gantry-test/debian:bookworm",
+        },
+    },
 ];
 
 /// Builds every image whose label does not match its recipe; keeps the others.
@@ -102,6 +123,9 @@ pub fn run(root: &Path) -> Result<()> {
         match image.recipe {
             Recipe::Debootstrap => debootstrap_import(image.name, print)?,
             Recipe::Build { dir, base } => build(image.name, &recipes.join(dir), base, print)?,
+            Recipe::RustToolchain { dir, base } => {
+                build_with_toolchain(image.name, &recipes.join(dir), base, print)?;
+            }
         }
         say(&format!(
             "{}: built in {:.0}s",
@@ -122,7 +146,14 @@ pub fn fingerprints(recipes: &Path) -> Result<Vec<String>> {
             Recipe::Debootstrap => {
                 h.write(format!("debootstrap --variant=minbase {SUITE}\n").as_bytes());
             }
-            Recipe::Build { dir, base } => {
+            Recipe::Build { dir, base } | Recipe::RustToolchain { dir, base } => {
+                if let Recipe::RustToolchain { .. } = image.recipe {
+                    h.write(format!("toolchain {}\n", toolchain_version()?).as_bytes());
+                    for (name, bytes) in host_ca_certificates()? {
+                        h.write(format!("ca {name} {}\n", bytes.len()).as_bytes());
+                        h.write(&bytes);
+                    }
+                }
                 let Some(i) = IMAGES.iter().position(|i| i.name == base) else {
                     bail!("{}: base image {base} is not in the table", image.name);
                 };
@@ -248,6 +279,124 @@ fn build(name: &str, dir: &Path, base: &str, print: &str) -> Result<()> {
     Ok(())
 }
 
+/// Where Debian keeps locally added CA certificates (`update-ca-certificates` reads it).
+const LOCAL_CA_DIR: &str = "/usr/local/share/ca-certificates";
+
+/// The host's locally added CA certificates (`*.crt`), by name. Builds in the Rust image
+/// fetch crates over HTTPS from inside a container; where the host reaches crates.io
+/// through a TLS-inspecting proxy, the container must trust the same extra CAs.
+fn host_ca_certificates() -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = Path::new(LOCAL_CA_DIR);
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut certs: Vec<(String, Vec<u8>)> = recipe_files(dir)?
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".crt"))
+        .collect();
+    certs.sort();
+    Ok(certs)
+}
+
+/// The host toolchain's sysroot: where `rustc` (as rustup resolves it here) lives.
+fn toolchain_sysroot() -> Result<PathBuf> {
+    let out = command("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("cannot run rustc")?;
+    if !out.status.success() {
+        bail!("`rustc --print sysroot` failed");
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// `rustc -vV` of the host toolchain: version, commit and host triple.
+fn toolchain_version() -> Result<String> {
+    let out = command("rustc")
+        .arg("-vV")
+        .output()
+        .context("cannot run rustc")?;
+    if !out.status.success() {
+        bail!("`rustc -vV` failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The parts of a toolchain a build needs, relative to its sysroot: the compiler and its
+/// libraries (`lib/*.so*`), cargo, rustfmt (for `cargo fmt --check`), and the standard
+/// library with the linker helpers of the host target. Docs, sources, clippy and the
+/// debugger scripts stay out (they would double the image).
+fn toolchain_parts(sysroot: &Path) -> Result<Vec<PathBuf>> {
+    let mut parts: Vec<PathBuf> = ["bin/rustc", "bin/cargo", "bin/rustfmt", "bin/cargo-fmt"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    for entry in fs::read_dir(sysroot.join("lib"))? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.contains(".so") {
+            parts.push(PathBuf::from("lib").join(name));
+        }
+    }
+    let host = toolchain_version()?
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .context("`rustc -vV` names no host")?;
+    parts.push(PathBuf::from(format!("lib/rustlib/{host}")));
+    for part in &parts {
+        if !sysroot.join(part).exists() {
+            bail!(
+                "the toolchain at {} has no {}",
+                sysroot.display(),
+                part.display()
+            );
+        }
+    }
+    Ok(parts)
+}
+
+/// [`build`] on a scratch context: the recipe's files, the host's extra CA certificates
+/// under `ca-certificates/` and the host toolchain under `toolchain/` (hard-linked when
+/// the scratch folder is on the same filesystem).
+fn build_with_toolchain(name: &str, dir: &Path, base: &str, print: &str) -> Result<()> {
+    let sysroot = toolchain_sysroot()?;
+    let context = std::env::temp_dir().join(format!("gantry-rust-context-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(context.clone());
+    let _ = fs::remove_dir_all(&context);
+    fs::create_dir_all(context.join("toolchain"))?;
+    for (file, bytes) in recipe_files(dir)? {
+        fs::write(context.join(file), bytes)?;
+    }
+    fs::create_dir_all(context.join("ca-certificates"))?;
+    for (file, bytes) in host_ca_certificates()? {
+        fs::write(context.join("ca-certificates").join(file), bytes)?;
+    }
+    say(&format!("copying the toolchain at {}", sysroot.display()));
+    for part in toolchain_parts(&sysroot)? {
+        let to = context.join("toolchain").join(&part);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let linked = command("cp")
+            .arg("-al")
+            .arg(sysroot.join(&part))
+            .arg(&to)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !linked {
+            let _ = fs::remove_dir_all(&to);
+            let _ = fs::remove_file(&to);
+            let mut cp = command("cp");
+            cp.arg("-a").arg(sysroot.join(&part)).arg(&to);
+            let status = process::run(&mut cp)?;
+            if !status.success() {
+                bail!("`{}` failed ({status})", process::display(&cp));
+            }
+        }
+    }
+    build(name, &context, base, print)
+}
+
 /// The first mirror URI the host's apt sources give for `suite` (deb822 `.sources` files
 /// first, then one-line `sources.list` entries).
 fn host_mirror(suite: &str) -> Option<String> {
@@ -365,7 +514,7 @@ mod tests {
         let tmp = std::env::temp_dir().join(format!("xtask-images-test-{}", std::process::id()));
         let _cleanup = RemoveOnDrop(tmp.clone());
         for image in IMAGES {
-            if let Recipe::Build { dir, .. } = image.recipe {
+            if let Recipe::Build { dir, .. } | Recipe::RustToolchain { dir, .. } = image.recipe {
                 fs::create_dir_all(tmp.join(dir)).expect("mkdir");
                 for (name, bytes) in recipe_files(&real.join(dir)).expect("recipe") {
                     fs::write(tmp.join(dir).join(name), bytes).expect("copy");

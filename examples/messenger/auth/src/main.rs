@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     match runtime.block_on(serve) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error(&format!("{e}"));
+            log::error(&e);
             ExitCode::FAILURE
         }
     }

@@ -93,6 +93,14 @@ impl MysqlStore {
         Ok(())
     }
 
+    /// After a failed query: reconnects and makes sure the tables exist, since the
+    /// database that came back may be a fresh one (a new container, an empty volume).
+    async fn recover(&self) -> Result<(), StoreError> {
+        self.create_tables().await?;
+        crate::log::info("reconnected to the database");
+        Ok(())
+    }
+
     async fn conn(&self) -> Result<Conn, StoreError> {
         self.pool.get_conn().await.map_err(err)
     }
@@ -102,9 +110,10 @@ fn err(e: mysql_async::Error) -> StoreError {
     StoreError(e.to_string())
 }
 
-/// Runs `op` on a pooled connection, and once more on a fresh one when it fails: after
-/// the database restarts, the pool's idle connections are dead, and the first query on
-/// each tells us so. One retry makes the service reconnect without failing a request.
+/// Runs `body` on a pooled connection, and once more after [`MysqlStore::recover`] when
+/// it fails: after the database restarts, the pool's idle connections are dead (the
+/// first query on each tells us so) and the tables may be gone. One retry makes the
+/// service reconnect without failing a request.
 macro_rules! retry_once {
     ($self:ident, |$conn:ident| $body:expr) => {{
         let first = async {
@@ -116,6 +125,7 @@ macro_rules! retry_once {
             Ok(v) => Ok(v),
             Err(e) => {
                 crate::log::warn(&format!("database error ({e}); reconnecting"));
+                $self.recover().await?;
                 let mut $conn = $self.conn().await?;
                 $body.await.map_err(err)
             }
@@ -144,6 +154,7 @@ impl Store for MysqlStore {
             Err(Some(e)) => {
                 // Not a duplicate: maybe a dead pooled connection; one fresh try.
                 crate::log::warn(&format!("database error ({e}); reconnecting"));
+                self.recover().await?;
                 let mut conn = self.conn().await?;
                 match conn
                     .exec_drop(

@@ -6,10 +6,13 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+/// A connection's id and where its lines go.
+type Outbox = (u64, UnboundedSender<String>);
+
 /// The open, authenticated connections by userid.
 #[derive(Default)]
 pub struct Hub {
-    users: Mutex<HashMap<String, Vec<(u64, UnboundedSender<String>)>>>,
+    users: Mutex<HashMap<String, Vec<Outbox>>>,
 }
 
 impl Hub {

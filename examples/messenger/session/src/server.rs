@@ -75,7 +75,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R) -> Line {
         match (&mut *r).take(64 * 1024).read_until(b'\n', &mut rest).await {
             Ok(0) | Err(_) => return Line::Closed { partial: buf.len() },
             Ok(_) if rest.last() == Some(&b'\n') => return Line::TooLong,
-            Ok(n) => buf.truncate(MAX_LINE + n.min(1)),
+            Ok(_) => {} // still no newline: keep skipping
         }
     }
 }
