@@ -23,7 +23,8 @@ tasks:
                                docker-registry on 127.0.0.1:5000) and the test images
   images                       builds the container images the tests use (Debian base
                                by debootstrap + docker import, then docker build on top);
-                               cached: an image whose recipe did not change is kept
+                               installs docker.io/debootstrap and starts dockerd first
+                               when missing; cached: an unchanged recipe's image is kept
   bench [--record]             runs the benches in release mode; --record writes the
                                results into docs/benchmarks.md";
 
@@ -56,6 +57,13 @@ fn dispatch(args: &[String]) -> Result<i32> {
             if let Some(extra) = rest.first() {
                 bail!("`images` takes no arguments, got `{extra}`");
             }
+            // The images need a Docker daemon and debootstrap: set those up first, so
+            // that `cargo xtask images` works on a fresh machine too.
+            let docker: Vec<_> = xtask::requirements::selected(&[])
+                .into_iter()
+                .filter(|r| r.group == "docker")
+                .collect();
+            xtask::requirements::ensure(&docker)?;
             images::run(&root)?;
             Ok(0)
         }
