@@ -6,9 +6,10 @@
 mod api;
 mod cli;
 mod http;
-mod log;
 mod password;
 mod store;
+
+use messenger_common::log;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    log::set_level(options.log_level);
+    log::init("auth", options.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -8,9 +8,10 @@
 mod auth_client;
 mod cli;
 mod hub;
-mod log;
 mod protocol;
 mod server;
+
+use messenger_common::log;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    log::set_level(options.log_level);
+    log::init("session", options.log_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

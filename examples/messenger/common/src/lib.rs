@@ -1,0 +1,3 @@
+//! What the messenger's services share, so that both log alike.
+
+pub mod log;
