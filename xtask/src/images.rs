@@ -6,8 +6,8 @@
 //! - On top of it, with `docker build` (recipes in `xtask/images/<name>/`):
 //!   `gantry-test/tools` (sh, curl, busybox) and `gantry-test/mariadb` (Debian's MariaDB
 //!   server with an entrypoint that reads `MYSQL_*` variables like the official image).
-//! - `gantry-test/rust:1.95`: a Rust builder (rustc, cargo, rustfmt, the standard library,
-//!   gcc and libc6-dev), made from the host's own toolchain — the one `rustc` runs in the
+//! - `gantry-test/rust:1.95`: a Rust builder (rustc, rustdoc, cargo, rustfmt, the
+//!   standard library, gcc and libc6-dev), made from the host's own toolchain — the one `rustc` runs in the
 //!   repository root — copied into the build context, since no registry offers one here;
 //!   with the host's extra CA certificates, so cargo in a job reaches crates.io as the
 //!   host does.
@@ -323,14 +323,21 @@ fn toolchain_version() -> Result<String> {
 }
 
 /// The parts of a toolchain a build needs, relative to its sysroot: the compiler and its
-/// libraries (`lib/*.so*`), cargo, rustfmt (for `cargo fmt --check`), and the standard
+/// libraries (`lib/*.so*`), rustdoc (`cargo test` runs doctests), cargo, rustfmt (for
+/// `cargo fmt --check`), and the standard
 /// library with the linker helpers of the host target. Docs, sources, clippy and the
 /// debugger scripts stay out (they would double the image).
 fn toolchain_parts(sysroot: &Path) -> Result<Vec<PathBuf>> {
-    let mut parts: Vec<PathBuf> = ["bin/rustc", "bin/cargo", "bin/rustfmt", "bin/cargo-fmt"]
-        .iter()
-        .map(PathBuf::from)
-        .collect();
+    let mut parts: Vec<PathBuf> = [
+        "bin/rustc",
+        "bin/rustdoc",
+        "bin/cargo",
+        "bin/rustfmt",
+        "bin/cargo-fmt",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
     for entry in fs::read_dir(sysroot.join("lib"))? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.contains(".so") {
