@@ -8,7 +8,7 @@
 //! other's resources.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const TOOLS: &str = "gantry-test/tools:latest";
@@ -36,6 +36,22 @@ impl Project {
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Starts gantry with its output captured, e.g. to run several at once.
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.gantry(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gantry")
+    }
+
+    /// Runs gantry to the end; its pid says which Docker resources it owned.
+    fn run_owned(&self, args: &[&str]) -> (u32, Output) {
+        let child = self.spawn(args);
+        let pid = child.id();
+        (pid, child.wait_with_output().expect("gantry ran"))
     }
 
     fn log(&self, run: u64, job: &str) -> String {
@@ -143,14 +159,7 @@ jobs:
 fn a_mixed_pipeline_runs_host_and_container_jobs_with_services() {
     needs_docker();
     let project = Project::new(MIXED);
-    let child = project
-        .gantry(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gantry");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("gantry ran");
+    let (pid, out) = project.run_owned(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = project.log(1, "integration");
     for want in [
@@ -192,16 +201,7 @@ jobs:
 fn concurrent_runs_and_matrix_instances_with_the_same_services() {
     needs_docker();
     let project = Project::new(MATRIX);
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            project
-                .gantry(&["run"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("gantry")
-        })
-        .collect();
+    let children: Vec<_> = (0..2).map(|_| project.spawn(&["run"])).collect();
     for child in children {
         let pid = child.id();
         let out = child.wait_with_output().expect("gantry ran");
@@ -305,14 +305,7 @@ jobs:
         "FROM gantry-test/tools:latest\nCOPY serve.sh /serve.sh\n",
     )
     .expect("Dockerfile");
-    let child = project
-        .gantry(&["run"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("gantry");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("gantry ran");
+    let (pid, out) = project.run_owned(&["run"]);
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let log = project.log(1, "package");
