@@ -1,0 +1,176 @@
+//! The [`Store`] trait and its error type.
+
+use std::collections::BTreeMap;
+
+use crate::model::*;
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is taken (repository name, …).
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A report under a lease that is no longer current.
+    #[error("lease {0} is no longer valid")]
+    StaleLease(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// Migrations could not be applied.
+    #[error("failed to migrate the database: {0}")]
+    Migrate(String),
+}
+
+/// The server's persistent state. Implemented for SQLite and PostgreSQL; both pass the
+/// same test suite.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    // --- repositories and pipelines ---
+    /// Registers a repository; `Conflict` when the name is taken.
+    async fn create_repo(&self, repo: NewRepo) -> Result<Repo, StoreError>;
+    /// A repository by name.
+    async fn repo_by_name(&self, name: &str) -> Result<Repo, StoreError>;
+    /// All repositories by name.
+    async fn list_repos(&self) -> Result<Vec<Repo>, StoreError>;
+    /// Records a poll: error (or `None` when it worked), and when to poll next.
+    async fn record_poll(
+        &self,
+        repo_id: i64,
+        at: Millis,
+        error: Option<String>,
+        next_poll_at: Millis,
+    ) -> Result<(), StoreError>;
+    /// Last seen head of every ref of a repository (for polling).
+    async fn ref_heads(&self, repo_id: i64) -> Result<BTreeMap<String, String>, StoreError>;
+    /// Records the head of a ref.
+    async fn set_ref_head(
+        &self,
+        repo_id: i64,
+        git_ref: &str,
+        commit: &str,
+    ) -> Result<(), StoreError>;
+    /// The pipeline `name` of a repository, created (with `path`) if new; the path is
+    /// updated if it moved.
+    async fn ensure_pipeline(
+        &self,
+        repo_id: i64,
+        name: &str,
+        path: &str,
+    ) -> Result<Pipeline, StoreError>;
+    /// Pipelines of a repository (all when `None`).
+    async fn list_pipelines(&self, repo_id: Option<i64>) -> Result<Vec<Pipeline>, StoreError>;
+
+    // --- runs ---
+    /// Creates a run with its jobs and the next number of its pipeline, in one
+    /// transaction. `Ok(None)` when a run with the same `dedup_key` exists for the
+    /// pipeline (nothing is created).
+    async fn create_run(&self, run: NewRun, now: Millis) -> Result<Option<Run>, StoreError>;
+    /// A run by id.
+    async fn run(&self, id: i64) -> Result<Run, StoreError>;
+    /// A run by repository, pipeline and number.
+    async fn run_by_number(
+        &self,
+        repo: &str,
+        pipeline: &str,
+        number: i64,
+    ) -> Result<Run, StoreError>;
+    /// Runs, newest first.
+    async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError>;
+    /// The latest finished run of a pipeline before run number `before` (for "fixed").
+    async fn previous_finished_run(
+        &self,
+        pipeline_id: i64,
+        before: i64,
+    ) -> Result<Option<Run>, StoreError>;
+    /// Runs that are not final (for the scheduler and for recovery), oldest first.
+    async fn active_runs(&self) -> Result<Vec<Run>, StoreError>;
+    /// Sets a run's state (`Running` sets `started_at` once; final states set
+    /// `finished_at`).
+    async fn set_run_state(
+        &self,
+        run_id: i64,
+        state: RunState,
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// Marks a run cancel-requested; pending and queued jobs become `Cancelled`, running
+    /// ones get `cancel_requested`. Returns the run after the change.
+    async fn request_cancel(&self, run_id: i64, now: Millis) -> Result<Run, StoreError>;
+
+    // --- jobs and leases ---
+    /// Jobs of a run by plan index.
+    async fn jobs(&self, run_id: i64) -> Result<Vec<Job>, StoreError>;
+    /// Applies scheduler decisions to not-yet-leased jobs (one transaction; a job that
+    /// is no longer in the expected earlier state is left alone).
+    async fn transition_jobs(
+        &self,
+        run_id: i64,
+        changes: &[JobTransition],
+        now: Millis,
+    ) -> Result<(), StoreError>;
+    /// Hands out the oldest queued job (by run id, then plan index; jobs are only
+    /// `Queued` in admitted runs) whose `runs_on` labels are all among `labels`: sets it `Running` with a new
+    /// `lease_id`, `attempt + 1`, `executor` and deadline `now + ttl_ms`, atomically (no
+    /// job is ever leased twice at once).
+    async fn lease_next(
+        &self,
+        executor: &str,
+        labels: &BTreeMap<String, String>,
+        lease_id: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<Option<Leased>, StoreError>;
+    /// Extends a lease's deadline to `now + ttl_ms` if it is current.
+    async fn heartbeat(
+        &self,
+        lease_id: &str,
+        now: Millis,
+        ttl_ms: i64,
+    ) -> Result<LeaseCheck, StoreError>;
+    /// The job holding lease `lease_id`; `StaleLease` when no job holds it any more.
+    async fn job_by_lease(&self, lease_id: &str) -> Result<Job, StoreError>;
+    /// Ends a lease; `StaleLease` when it is not current (nothing changes).
+    async fn finish_job(
+        &self,
+        lease_id: &str,
+        finish: JobFinish,
+        now: Millis,
+    ) -> Result<Job, StoreError>;
+    /// Leases whose deadline passed before `now` (or, with `executor`, every lease of
+    /// that executor: the built-in executor after a restart): their jobs become `Queued`
+    /// again, or `Errored` with a reason once `attempt >= max_attempts`.
+    async fn expire_leases(
+        &self,
+        now: Millis,
+        executor: Option<&str>,
+        max_attempts: u32,
+    ) -> Result<Vec<Expired>, StoreError>;
+
+    // --- artifacts ---
+    /// Records artifact files of a job.
+    async fn add_artifacts(&self, rows: &[ArtifactRow]) -> Result<(), StoreError>;
+    /// Artifacts of a run.
+    async fn artifacts(&self, run_id: i64) -> Result<Vec<ArtifactRow>, StoreError>;
+
+    // --- tokens ---
+    /// Stores a token hash.
+    async fn create_token(
+        &self,
+        name: &str,
+        kind: &str,
+        hash: &str,
+        now: Millis,
+    ) -> Result<Token, StoreError>;
+    /// A non-revoked token by hash.
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError>;
+    /// All tokens.
+    async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
+    /// Revokes a token by name.
+    async fn revoke_token(&self, name: &str, now: Millis) -> Result<(), StoreError>;
+
+    // --- metrics ---
+    /// Queue counts.
+    async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+}
