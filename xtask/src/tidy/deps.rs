@@ -76,9 +76,24 @@ pub const CRATE_RULES: &[CrateRule] = &[
         why: "`store` persists runs: it depends on `pipeline` at most",
     },
     CrateRule {
+        krate: "gantry-protocol",
+        may_use: Allowed::Only(&["gantry-pipeline", "gantry-engine"]),
+        why: "`protocol` is the executor contract: wire types over `pipeline` and `engine` only",
+    },
+    CrateRule {
         krate: "gantry-server",
-        may_use: Allowed::AnyExcept(&["gantry-backend-*"]),
-        why: "`server` links no backend: it runs jobs through an agent, in-process or remote",
+        may_use: Allowed::AnyExcept(&["gantry-backend-*", "gantry-agent"]),
+        why: "`server` links no backend and no executor: jobs run only through leases",
+    },
+    CrateRule {
+        krate: "gantry-agent",
+        may_use: Allowed::Only(&[
+            "gantry-pipeline",
+            "gantry-backend",
+            "gantry-engine",
+            "gantry-protocol",
+        ]),
+        why: "`agent` runs leased jobs with the engine: it knows the contract, not the server",
     },
     CrateRule {
         krate: "*",
@@ -329,15 +344,15 @@ mod tests {
     #[test]
     fn server_links_no_backend_even_through_another_crate() {
         check(
-            "gantry-agent: gantry-engine gantry-backend-docker; gantry-engine: ; \
-             gantry-server: gantry-agent",
+            "gantry-helper: gantry-engine gantry-backend-docker; gantry-engine: ; \
+             gantry-server: gantry-helper",
             &[
-                "`gantry-agent` must not link `gantry-backend-docker` (depends on it \
+                "`gantry-helper` must not link `gantry-backend-docker` (depends on it \
                  directly): only the `gantry` binary links concrete backends (tests reach \
                  them as dev-dependencies, which includes `gantry-test-support`) [rule \
                  `gantry-backend-*`]",
                 "`gantry-server` must not link `gantry-backend-docker` (links it through \
-                 gantry-server -> gantry-agent -> gantry-backend-docker): only the `gantry` \
+                 gantry-server -> gantry-helper -> gantry-backend-docker): only the `gantry` \
                  binary links concrete backends (tests reach them as dev-dependencies, which \
                  includes `gantry-test-support`) [rule `gantry-backend-*`]",
             ],
@@ -350,9 +365,9 @@ mod tests {
             "gantry-server: gantry-backend-docker",
             &[
                 "`gantry-server` must not depend on `gantry-backend-docker` (in its \
-               [dependencies]): `server` links no backend: it runs jobs through an agent, \
-               in-process or remote [rule `gantry-server`: may depend on anything but \
-               `gantry-backend-*`]",
+               [dependencies]): `server` links no backend and no executor: jobs run only \
+               through leases [rule `gantry-server`: may depend on anything but \
+               `gantry-backend-*`, `gantry-agent`]",
             ],
         );
     }
@@ -382,11 +397,24 @@ mod tests {
     }
 
     #[test]
+    fn agent_knows_the_contract_not_the_server() {
+        check(
+            "gantry-agent: gantry-engine gantry-protocol gantry-server",
+            &[
+                "`gantry-agent` must not depend on `gantry-server` (in its [dependencies]): \
+                 `agent` runs leased jobs with the engine: it knows the contract, not the \
+                 server [rule `gantry-agent`: may depend only on `gantry-pipeline`, \
+                 `gantry-backend`, `gantry-engine`, `gantry-protocol`]",
+            ],
+        );
+    }
+
+    #[test]
     fn nothing_depends_on_the_binary() {
         check(
-            "gantry-agent: gantry",
+            "gantry-helper: gantry",
             &[
-                "`gantry-agent` must not link `gantry` (depends on it directly): the `gantry` \
+                "`gantry-helper` must not link `gantry` (depends on it directly): the `gantry` \
                binary is the top of the graph: nothing depends on it [rule `gantry`]",
             ],
         );
