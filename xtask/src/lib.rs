@@ -10,6 +10,7 @@
 pub mod bench;
 pub mod images;
 pub mod metadata;
+pub mod postgres;
 pub mod process;
 pub mod requirements;
 pub mod test_cmd;

@@ -22,7 +22,8 @@ pub const BASE: &str = "base";
 
 /// The groups every `cargo xtask test` sets up. `docker` is one since the Docker backend's
 /// tests landed: Docker, debootstrap (for the test images) and a registry on loopback.
-pub const DEFAULT_GROUPS: &[&str] = &[BASE, "docker"];
+/// `postgres` since the store's tests run against PostgreSQL as well as SQLite.
+pub const DEFAULT_GROUPS: &[&str] = &[BASE, "docker", "postgres"];
 
 /// One thing the tests need.
 #[derive(Debug, Clone, Copy)]
@@ -109,10 +110,35 @@ pub const REQUIREMENTS: &[Requirement] = &[
         probe: &["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5000"],
         fix: Fix::Start(start_registry),
     },
+    Requirement {
+        name: "postgresql",
+        group: "postgres",
+        probe: &["sh", "-c", "ls /usr/lib/postgresql/*/bin/postgres"],
+        fix: Fix::Apt(&["postgresql"]),
+    },
+    Requirement {
+        name: POSTGRES_SERVER,
+        group: "postgres",
+        probe: &["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/5432"],
+        fix: Fix::Start(crate::postgres::start),
+    },
+    Requirement {
+        name: POSTGRES_DATABASE,
+        group: "postgres",
+        probe: &["psql", crate::postgres::URL, "-c", "SELECT 1"],
+        fix: Fix::Start(crate::postgres::create_role),
+    },
 ];
 
 /// Name of the requirement that a registry listens on 127.0.0.1:5000 (push/pull tests).
 pub const REGISTRY: &str = "registry on 127.0.0.1:5000";
+
+/// Name of the requirement that PostgreSQL answers on 127.0.0.1:5432.
+pub const POSTGRES_SERVER: &str = "postgresql on 127.0.0.1:5432";
+
+/// Name of the requirement that the store tests' database exists; when it is selected,
+/// the tests get [`crate::postgres::URL`] as `GANTRY_TEST_POSTGRES`.
+pub const POSTGRES_DATABASE: &str = "postgresql database gantry_test";
 
 /// The registry's configuration: loopback only, no auth, storage in a scratch folder.
 const REGISTRY_CONFIG: &str = "\
@@ -344,10 +370,13 @@ mod tests {
                 "docker daemon",
                 "debootstrap",
                 "docker-registry",
-                REGISTRY
+                REGISTRY,
+                "postgresql",
+                POSTGRES_SERVER,
+                POSTGRES_DATABASE,
             ]
         );
-        assert_eq!(groups(), [BASE, "docker"]);
+        assert_eq!(groups(), [BASE, "docker", "postgres"]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! 1. Meets the [requirements](crate::requirements) (installing missing Debian packages,
 //!    starting daemons), so it works on a fresh machine.
 //!    With the Docker requirements among them, builds the test images
-//!    ([`crate::images`], cached).
+//!    ([`crate::images`], cached); with PostgreSQL among them, passes its test database
+//!    to the tests as `GANTRY_TEST_POSTGRES` ([`crate::postgres::URL`]).
 //! 2. Runs `cargo nextest run --workspace --no-fail-fast` (the `ci` profile of
 //!    `.config/nextest.toml` when `CI=true`), or `cargo test --workspace --no-fail-fast`
 //!    where nextest is missing, passing on any arguments given after `--`.
@@ -83,6 +84,14 @@ pub fn run(root: &Path, opts: &TestOptions) -> Result<i32> {
     cmd.current_dir(root)
         .args(runner_command(use_nextest, ci, &opts.runner_args));
     prepare_env(&mut cmd);
+    // The store tests run against PostgreSQL too; a URL the caller set wins.
+    if reqs
+        .iter()
+        .any(|r| r.name == requirements::POSTGRES_DATABASE)
+        && std::env::var_os("GANTRY_TEST_POSTGRES").is_none()
+    {
+        cmd.env("GANTRY_TEST_POSTGRES", crate::postgres::URL);
+    }
     let piped = use_nextest && !io::stderr().is_terminal();
     if !piped {
         let status = process::run(&mut cmd)?;
@@ -210,7 +219,7 @@ mod tests {
         check_parse(&["--with"], Err("`--with` needs a group name"));
         check_parse(
             &["--with", "kube"],
-            Err("unknown requirement group `kube`; known: base, docker"),
+            Err("unknown requirement group `kube`; known: base, docker, postgres"),
         );
         check_parse(
             &["-p", "xtask"],

@@ -21,6 +21,9 @@ Examples:
   gantry run --param VERSION=1.2.3    set a declared parameter
   gantry lint                         check gantry.yml and print every problem
   gantry graph --dot | dot -Tsvg      draw the pipeline's DAG with Graphviz
+  gantry serve --data /var/lib/gantry start a CI server with a built-in executor
+  gantry runs go-auth                 list runs of a repository on a server
+  gantry logs 42 -f                   follow the logs of run 42
 
 Exit codes: 0 success, 1 the pipeline failed (or lint found errors),
 2 invalid pipeline or usage, 130 cancelled (Ctrl-C / SIGTERM).";
@@ -64,6 +67,316 @@ pub enum Command {
     /// Remove containers and networks left behind by gantry runs that were killed.
     #[command(long_about = GC_LONG_ABOUT)]
     Gc(GcArgs),
+    /// Start the CI server, with its built-in executor.
+    #[command(long_about = SERVE_LONG_ABOUT)]
+    Serve(ServeArgs),
+    /// Manage the server's API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Register and list repositories on a server.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// List runs on a server.
+    #[command(long_about = RUNS_LONG_ABOUT)]
+    Runs(RunsArgs),
+    /// Start runs of a repository's pipelines on a server.
+    #[command(long_about = TRIGGER_LONG_ABOUT)]
+    Trigger(TriggerArgs),
+    /// Print (or follow) the logs of a run on a server.
+    #[command(long_about = LOGS_LONG_ABOUT)]
+    Logs(LogsArgs),
+    /// Cancel a run on a server.
+    Cancel(CancelArgs),
+    /// Run a finished run again (all of it, or only its failed jobs).
+    #[command(long_about = RERUN_LONG_ABOUT)]
+    Rerun(RerunArgs),
+}
+
+const SERVE_LONG_ABOUT: &str = "\
+Start the CI server: the REST API, git polling, webhooks, cron schedules, the persistent
+queue, notifications, and a built-in executor that runs jobs on this machine (host
+processes, and Docker for jobs with `image` when a daemon answers).
+
+State lives under --data: the SQLite database (unless --database names PostgreSQL), the
+logs and the artifacts. On the first start an admin token is made and printed once; only
+its hash is kept. `gantry token rotate --data DIR` makes a new one.
+
+Runs survive restarts: jobs that were running when the server stopped are run again as a
+new attempt, queued runs start, logs written before stay readable.
+
+Examples:
+  gantry serve --data /var/lib/gantry --listen 0.0.0.0:8080
+  gantry serve --data ./ci --database postgres://gantry@localhost/gantry --jobs 4
+
+Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the server could not start or failed.";
+
+const RUNS_LONG_ABOUT: &str = "\
+List runs on a server, newest first: id, pipeline and number, state, ref, commit, cause,
+when it started and how long it took. The id is what `gantry logs`, `cancel` and `rerun`
+take.
+
+Examples:
+  gantry runs
+  gantry runs go-auth --state failed --limit 5
+  gantry runs go-auth --json | jq '.[0].state'";
+
+const TRIGGER_LONG_ABOUT: &str = "\
+Start runs of a repository's pipelines (the ones with `on: { manual: true }`), at the head
+of a branch or tag, with parameters. Parameters are checked by the server against the
+pipeline's `params:`; an invalid one starts nothing.
+
+Examples:
+  gantry trigger go-auth
+  gantry trigger go-auth --pipeline release --ref v1.2.0 --param PUSH=true
+  gantry trigger go-auth --wait            wait for the run and exit with its result
+
+Exit codes: 0 started (with --wait: succeeded), 1 failed, 2 refused (bad parameter,
+unknown repository or pipeline), 130 the run was cancelled (with --wait).";
+
+const LOGS_LONG_ABOUT: &str = "\
+Print the logs of a run: of one job (JOB = its key, e.g. `build` or `test-go-1.18`, or its
+index), or of every job in order. With -f, follow them live until the job (or the run)
+ends; a dropped connection is resumed where it stopped.
+
+Examples:
+  gantry logs 42
+  gantry logs 42 build -f";
+
+const RERUN_LONG_ABOUT: &str = "\
+Start a new run with the same commit, ref and parameters as a finished one. With
+--failed, only the jobs that failed (and those after them) run again; the others keep
+their results and artifacts.";
+
+/// Which server to talk to, and as whom.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// The gantry server's URL.
+    #[arg(long, value_name = "URL", env = "GANTRY_SERVER",
+          default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+
+    /// API token (better given through the environment than on the command line).
+    #[arg(long, value_name = "TOKEN", env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// `gantry serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where the server keeps its state (database, logs, artifacts); created if missing.
+    #[arg(long, value_name = "DIR", env = "GANTRY_DATA")]
+    pub data: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Database URL: `postgres://…` for PostgreSQL (default: SQLite under --data).
+    #[arg(long, value_name = "URL", env = "GANTRY_DATABASE")]
+    pub database: Option<String>,
+
+    /// Let requests without a token read (repositories, runs, logs, artifacts).
+    #[arg(long)]
+    pub anonymous_read: bool,
+
+    /// How many jobs the built-in executor runs at once (default: the number of CPUs;
+    /// 0 runs none, for a server whose jobs all run on agents).
+    #[arg(long = "jobs", value_name = "N")]
+    pub jobs: Option<u32>,
+
+    /// How often repositories whose pipelines set no `on.poll` are polled, e.g. `1m`,
+    /// `30s` (default: 5m).
+    #[arg(long, value_name = "DURATION")]
+    pub poll_interval: Option<String>,
+
+    /// The server's URL as users reach it, for links in notifications.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// SMTP server for `notify: email` (host name).
+    #[arg(long, value_name = "HOST")]
+    pub smtp_host: Option<String>,
+
+    /// SMTP port.
+    #[arg(long, value_name = "PORT", default_value_t = 25, requires = "smtp_host")]
+    pub smtp_port: u16,
+
+    /// Sender address of notification emails.
+    #[arg(long, value_name = "ADDRESS", requires = "smtp_host")]
+    pub smtp_from: Option<String>,
+
+    /// SMTP login (the password is read from the environment variable
+    /// GANTRY_SMTP_PASSWORD).
+    #[arg(long, value_name = "USER", requires = "smtp_host")]
+    pub smtp_username: Option<String>,
+
+    /// Upgrade the SMTP connection with STARTTLS.
+    #[arg(long, requires = "smtp_host")]
+    pub smtp_starttls: bool,
+
+    /// Where the built-in executor runs jobs (as for `gantry run`).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// `gantry token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke the admin token and print a new one.
+    Rotate(TokenRotateArgs),
+}
+
+/// `gantry token rotate`.
+#[derive(Debug, Args)]
+pub struct TokenRotateArgs {
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR", env = "GANTRY_DATA")]
+    pub data: PathBuf,
+
+    /// Database URL, when the server uses PostgreSQL.
+    #[arg(long, value_name = "URL", env = "GANTRY_DATABASE")]
+    pub database: Option<String>,
+}
+
+/// `gantry repo …`.
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Register a repository: the server then polls it and accepts its webhooks.
+    Add(RepoAddArgs),
+    /// List registered repositories.
+    List(RepoListArgs),
+}
+
+/// `gantry repo add`.
+#[derive(Debug, Args)]
+pub struct RepoAddArgs {
+    /// A unique name, used in URLs (`/hooks/NAME`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The git URL (or a path on the server's machine).
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// The secret webhooks must be signed with (GitHub, Gitea, Forgejo) or carry
+    /// (GitLab's X-Gitlab-Token). Without one, webhooks are refused.
+    #[arg(long, value_name = "SECRET")]
+    pub webhook_secret: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry repo list`.
+#[derive(Debug, Args)]
+pub struct RepoListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this repository.
+    #[arg(value_name = "REPO")]
+    pub repo: Option<String>,
+
+    /// Only runs of this pipeline (needs REPO).
+    #[arg(long, value_name = "NAME", requires = "repo")]
+    pub pipeline: Option<String>,
+
+    /// Only runs in this state: queued, running, succeeded, failed, cancelled, errored.
+    #[arg(long, value_name = "STATE",
+          value_parser = ["queued", "running", "succeeded", "failed", "cancelled", "errored"])]
+    pub state: Option<String>,
+
+    /// How many runs to show.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: u32,
+
+    /// Print the runs as a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry trigger`.
+#[derive(Debug, Args)]
+pub struct TriggerArgs {
+    /// The repository.
+    #[arg(value_name = "REPO")]
+    pub repo: String,
+
+    /// Start only this pipeline (default: every pipeline of the repository with
+    /// `on.manual`).
+    #[arg(long, value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// The branch or tag to build (default: the pipeline's default branch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+
+    /// Set a parameter declared under `params:` (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+
+    /// Wait until the runs finish, and exit with their result.
+    #[arg(long)]
+    pub wait: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The run id (as `gantry runs` shows it).
+    #[arg(value_name = "RUN")]
+    pub run: i64,
+
+    /// Only this job (its key or index); default: every job, in order.
+    #[arg(value_name = "JOB")]
+    pub job: Option<String>,
+
+    /// Follow: keep printing new lines until the job (or run) ends.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run id.
+    #[arg(value_name = "RUN")]
+    pub run: i64,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry rerun`.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The run id.
+    #[arg(value_name = "RUN")]
+    pub run: i64,
+
+    /// Only the failed jobs (and the jobs after them); the others keep their results.
+    #[arg(long)]
+    pub failed: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 const GC_LONG_ABOUT: &str = "\

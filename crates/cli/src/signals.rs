@@ -22,7 +22,8 @@ impl Signals {
         })
     }
 
-    async fn next(&mut self) -> &'static str {
+    /// Waits for the next signal; says which, in words.
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "interrupted",
             _ = self.term.recv() => "terminated",

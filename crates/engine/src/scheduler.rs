@@ -28,18 +28,22 @@
 //!   and the run is `Cancelled`.
 //!
 //! The run is `Failed` if any job failed without `allow_failure` or errored.
+//!
+//! The rules themselves live in [`crate::dag`] (shared with the server); this module
+//! owns the events, the job tasks, the parallelism limit and cancellation.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use gantry_backend::CancellationToken;
-use gantry_pipeline::{Plan, RunOn};
+use gantry_pipeline::Plan;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use crate::artifacts::{ArtifactStore, Manifest};
 use crate::config::{ArtifactSummary, Backends, JobSummary, RunConfig, RunSummary};
+use crate::dag::{self, Dag, Decision, Done, Facts, Node};
 use crate::event::{JobIndex, JobStatus, RunEvent, RunStatus};
 use crate::mask::Masker;
 use crate::runner::{self, JobResult, RunContext, chain};
@@ -184,26 +188,9 @@ pub async fn run(
     }
 }
 
-/// `from` and every job reachable from it along `edges`, as a membership table.
-fn reachable(edges: &[Vec<JobIndex>], from: JobIndex) -> Vec<bool> {
-    let mut seen = vec![false; edges.len()];
-    let mut stack = vec![from];
-    while let Some(j) = stack.pop() {
-        for &next in &edges[j] {
-            if !std::mem::replace(&mut seen[next], true) {
-                stack.push(next);
-            }
-        }
-    }
-    seen
-}
-
 /// A job failure that fails the run (and triggers `status: failure` jobs).
 fn is_failure(status: &JobStatus) -> bool {
-    matches!(
-        status,
-        JobStatus::Failed { allowed: false, .. } | JobStatus::Errored { .. }
-    )
+    Done::from(status).is_failure()
 }
 
 /// Keys for paths and container names: the job name lowercased, runs of anything but
@@ -272,13 +259,6 @@ impl Outcomes {
     }
 }
 
-/// What to do with a pending job now.
-enum Verdict {
-    Wait,
-    Start,
-    End(JobStatus),
-}
-
 struct Scheduler {
     ctx: Arc<RunContext>,
     parallelism: usize,
@@ -292,8 +272,10 @@ struct Scheduler {
     running: HashMap<JobIndex, CancellationToken>,
     tasks: JoinSet<JobResult>,
     task_jobs: HashMap<tokio::task::Id, JobIndex>,
-    /// Reverse edges: the jobs that list each job in their `needs`.
-    needed_by: Vec<Vec<JobIndex>>,
+    /// The plan's edges, and the rules.
+    dag: Dag,
+    /// Every job's state as the rules see it.
+    nodes: Vec<Node>,
     /// Per job, how many of its needs have not finished yet.
     unfinished: Vec<usize>,
     /// Pending jobs whose needs have all finished: the only ones `decide` looks at, so
@@ -303,8 +285,6 @@ struct Scheduler {
     /// Look at every pending job on the next `decide` (at the start, and after a change
     /// that ends jobs regardless of their needs: cancel, `--fail-fast`).
     rescan: bool,
-    /// For `status: failure` jobs: which jobs depend on it (directly or not).
-    dependents: Vec<Option<Vec<bool>>>,
     /// The first job that failed the run.
     first_failure: Option<JobIndex>,
     /// `--fail-fast` has stopped the run.
@@ -319,15 +299,6 @@ impl Scheduler {
     fn new(ctx: Arc<RunContext>, config: &RunConfig, cancel: CancellationToken) -> Scheduler {
         let jobs = &ctx.plan.jobs;
         let n = jobs.len();
-        let mut needed_by: Vec<Vec<JobIndex>> = vec![Vec::new(); n];
-        for (j, job) in jobs.iter().enumerate() {
-            for &need in &job.needs {
-                needed_by[need].push(j);
-            }
-        }
-        let dependents = (0..n)
-            .map(|f| (jobs[f].run_on == RunOn::Failure).then(|| reachable(&needed_by, f)))
-            .collect();
         let unfinished: Vec<usize> = jobs.iter().map(|j| j.needs.len()).collect();
         let decidable = (0..n).filter(|&j| unfinished[j] == 0).collect();
         Scheduler {
@@ -339,11 +310,11 @@ impl Scheduler {
             running: HashMap::new(),
             tasks: JoinSet::new(),
             task_jobs: HashMap::new(),
-            needed_by,
+            dag: Dag::new(&ctx.plan),
+            nodes: vec![Node::Waiting; n],
             unfinished,
             decidable,
             rescan: true,
-            dependents,
             first_failure: None,
             stopped: false,
             cancelled: false,
@@ -395,17 +366,22 @@ impl Scheduler {
                 self.decidable.iter().copied().collect()
             };
             for j in candidates {
+                if self.cancelled {
+                    self.finish(j, JobStatus::Cancelled, 0, Duration::ZERO);
+                    changed = true;
+                    continue;
+                }
                 match self.verdict(j) {
-                    Verdict::Wait => {}
-                    Verdict::End(status) => {
-                        self.finish(j, status, 0, Duration::ZERO);
+                    None => {}
+                    Some(Decision::Skip(reason)) => {
+                        self.finish(j, JobStatus::Skipped { reason }, 0, Duration::ZERO);
                         changed = true;
                     }
-                    Verdict::Start if self.running.len() < self.parallelism => {
+                    Some(Decision::Start) if self.running.len() < self.parallelism => {
                         self.start(j);
                         changed = true;
                     }
-                    Verdict::Start => {}
+                    Some(Decision::Start) => {}
                 }
             }
             if !changed {
@@ -414,77 +390,20 @@ impl Scheduler {
         }
     }
 
-    fn verdict(&self, j: JobIndex) -> Verdict {
-        let job = &self.ctx.plan.jobs[j];
-        if self.cancelled {
-            return Verdict::End(JobStatus::Cancelled);
-        }
-        if let Some(reason) = &job.excluded {
-            return Verdict::End(JobStatus::Skipped {
-                reason: reason.clone(),
-            });
-        }
-        if job.run_on == RunOn::Success && self.stopped {
-            let failed = self
-                .first_failure
-                .map_or("a job", |f| &self.ctx.plan.jobs[f].name);
-            return Verdict::End(JobStatus::Skipped {
-                reason: format!(
-                    "not started: --fail-fast stopped the run after \"{failed}\" failed"
-                ),
-            });
-        }
-        let mut statuses = Vec::with_capacity(job.needs.len());
-        for &need in &job.needs {
-            match &self.outcomes.done[need] {
-                Some((status, _, _)) => statuses.push((need, status)),
-                None => return Verdict::Wait,
-            }
-        }
-        match job.run_on {
-            RunOn::Always => Verdict::Start,
-            RunOn::Success => {
-                for (need, status) in statuses {
-                    let why = match status {
-                        JobStatus::Succeeded | JobStatus::Failed { allowed: true, .. } => continue,
-                        JobStatus::Failed { .. } => "failed",
-                        JobStatus::Errored { .. } => "had an error",
-                        JobStatus::Skipped { .. } => "was skipped",
-                        JobStatus::Cancelled => "was cancelled",
-                    };
-                    let name = &self.ctx.plan.jobs[need].name;
-                    return Verdict::End(JobStatus::Skipped {
-                        reason: format!("needs \"{name}\", which {why}"),
-                    });
-                }
-                Verdict::Start
-            }
-            RunOn::Failure => {
-                if self.first_failure.is_some() {
-                    return Verdict::Start;
-                }
-                let dependents = self.dependents[j].as_deref().unwrap_or(&[]);
-                let others_done = self.ctx.plan.jobs.iter().enumerate().all(|(i, other)| {
-                    other.run_on != RunOn::Success
-                        || dependents.get(i).copied().unwrap_or(false)
-                        || self.outcomes.done[i].is_some()
-                });
-                if others_done || self.settling {
-                    Verdict::End(JobStatus::Skipped {
-                        reason: "nothing failed (when: { status: failure })".into(),
-                    })
-                } else {
-                    Verdict::Wait
-                }
-            }
-        }
+    /// The rules' decision for pending job `j` (`None`: wait).
+    fn verdict(&self, j: JobIndex) -> Option<Decision> {
+        let facts = Facts {
+            first_failure: self.first_failure,
+            fail_fast: self.fail_fast,
+            settling: self.settling,
+        };
+        self.dag.verdict(&self.ctx.plan, &self.nodes, j, &facts)
     }
 
     fn start(&mut self, j: JobIndex) {
         let token = self.jobs_token.child_token();
         self.decidable.remove(&j);
-        let restores = self
-            .all_needs(j)
+        let restores = dag::all_needs(&self.ctx.plan, j)
             .into_iter()
             .filter_map(|n| self.outcomes.manifests[n].clone())
             .collect();
@@ -496,6 +415,7 @@ impl Scheduler {
         ));
         self.task_jobs.insert(handle.id(), j);
         self.running.insert(j, token);
+        self.nodes[j] = Node::Running;
     }
 
     fn on_joined(&mut self, joined: Result<(tokio::task::Id, JobResult), tokio::task::JoinError>) {
@@ -520,11 +440,12 @@ impl Scheduler {
         self.running.remove(&j);
         if is_failure(&result.status) {
             self.first_failure.get_or_insert(j);
+            self.nodes[j] = Node::Done(Done::from(&result.status));
             if self.fail_fast && !self.stopped {
                 self.stopped = true;
                 self.rescan = true;
-                for (&r, token) in &self.running {
-                    if self.ctx.plan.jobs[r].run_on == RunOn::Success {
+                for r in dag::fail_fast_cancels(&self.ctx.plan, &self.nodes, true) {
+                    if let Some(token) = self.running.get(&r) {
                         token.cancel();
                     }
                 }
@@ -539,27 +460,15 @@ impl Scheduler {
     /// Records a job's final status and unblocks the jobs that need it.
     fn finish(&mut self, j: JobIndex, status: JobStatus, attempts: u32, duration: Duration) {
         self.decidable.remove(&j);
+        self.nodes[j] = Node::Done(Done::from(&status));
         self.outcomes
             .finish(&self.ctx.events, j, status, attempts, duration);
-        for &d in &self.needed_by[j] {
+        for &d in &self.dag.needed_by[j] {
             self.unfinished[d] -= 1;
             if self.unfinished[d] == 0 && self.outcomes.done[d].is_none() {
                 self.decidable.insert(d);
             }
         }
-    }
-
-    /// Every job `j` needs, directly or not, in plan (topological) order.
-    fn all_needs(&self, j: JobIndex) -> Vec<JobIndex> {
-        let jobs = &self.ctx.plan.jobs;
-        let mut seen = BTreeSet::new();
-        let mut stack: Vec<JobIndex> = jobs[j].needs.clone();
-        while let Some(n) = stack.pop() {
-            if seen.insert(n) {
-                stack.extend(&jobs[n].needs);
-            }
-        }
-        seen.into_iter().collect()
     }
 
     /// Ends jobs that still wait when nothing can make progress. Unreachable with the

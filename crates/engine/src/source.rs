@@ -122,12 +122,22 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
 impl Source {
     /// Lists the source of the directory `path` (see the module docs for the rules).
     pub fn from_dir(path: impl AsRef<Path>) -> Result<Source, SourceError> {
-        let root = path.as_ref();
+        Source::list(path.as_ref(), true)
+    }
+
+    /// Lists every file under `path` as a plain directory, never asking git. For a
+    /// directory made for one job (an executor's checkout of one commit): it may sit
+    /// inside some other repository, whose ignore rules must not apply to it.
+    pub fn from_plain_dir(path: impl AsRef<Path>) -> Result<Source, SourceError> {
+        Source::list(path.as_ref(), false)
+    }
+
+    fn list(root: &Path, use_git: bool) -> Result<Source, SourceError> {
         let meta = std::fs::metadata(root).map_err(io_err(root))?;
         if !meta.is_dir() {
             return Err(SourceError::NotADirectory(root.to_path_buf()));
         }
-        let (kind, mut entries) = if is_git_work_tree(root) {
+        let (kind, mut entries) = if use_git && is_git_work_tree(root) {
             (SourceKind::Git, list_git(root)?)
         } else {
             let mut entries = Vec::new();
@@ -487,6 +497,17 @@ mod tests {
                 "target/x"
             ]
         );
+        assert_eq!(source.info(), &SourceInfo::default());
+    }
+
+    #[test]
+    fn a_plain_listing_inside_a_repository_ignores_its_rules() {
+        let repo = git_repo();
+        repo.file("target/checkout/a.txt", "a")
+            .file("target/checkout/b.log", "b");
+        let source = Source::from_plain_dir(repo.join("target/checkout")).expect("list");
+        assert_eq!(source.kind(), SourceKind::Dir);
+        assert_eq!(listing(&source), ["a.txt", "b.log"]);
         assert_eq!(source.info(), &SourceInfo::default());
     }
 

@@ -4,4 +4,33 @@
 //! through the [`gantry_protocol::JobSource`] lease interface (the built-in executor uses it
 //! in-process), stores logs and artifacts as files, notifies, and serves the REST API.
 //!
+//! Map: [`server`] starts and stops everything; [`runs`] creates runs; [`scheduler`]
+//! decides jobs; [`executor`] hands them out; [`logs`] and [`blobs`] keep the files;
+//! [`api`] is the HTTP surface; [`loops`] polls, fires schedules and expires leases;
+//! [`git`], [`triggers`], [`notify`] and [`metrics`] are the building blocks they use.
+//!
 //! Architecture invariant: the server links no backend crate; jobs run only through leases.
+
+pub mod api;
+pub mod auth;
+pub mod blobs;
+pub mod config;
+pub mod executor;
+pub mod finish;
+pub mod git;
+pub mod interp;
+pub mod logs;
+pub mod loops;
+pub mod metrics;
+pub mod notify;
+mod notify_hook;
+pub mod runs;
+pub mod scheduler;
+pub mod server;
+pub mod state;
+pub mod triggers;
+
+pub use auth::rotate_admin_token;
+pub use config::{ServerConfig, SmtpConfig};
+pub use executor::ServerJobSource;
+pub use server::{Server, ServerError};

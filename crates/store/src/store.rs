@@ -173,4 +173,9 @@ pub trait Store: Send + Sync {
     // --- metrics ---
     /// Queue counts.
     async fn queue_stats(&self) -> Result<QueueStats, StoreError>;
+
+    // --- lifecycle ---
+    /// Closes the connections (waiting for calls in flight); later calls fail. Call it
+    /// on shutdown so SQLite checkpoints its write-ahead log.
+    async fn close(&self) {}
 }

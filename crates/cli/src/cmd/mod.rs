@@ -1,9 +1,22 @@
 //! The subcommands, one file each, and what they share: loading a pipeline file.
+//!
+//! `run`, `lint`, `graph` and `gc` work on this machine; `serve` and `token` run or manage
+//! a server here; `repo`, `runs`, `trigger`, `logs`, `cancel` and `rerun` are clients of a
+//! server's REST API (see [`crate::api`]).
 
+pub mod cancel;
 pub mod gc;
 pub mod graph;
 pub mod lint;
+pub mod logs;
+pub mod repo;
+pub mod rerun;
 pub mod run;
+pub mod runs;
+pub mod serve;
+mod serve_executor;
+pub mod token;
+pub mod trigger;
 
 use std::collections::BTreeMap;
 use std::path::Path;

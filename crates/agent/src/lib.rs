@@ -1,0 +1,16 @@
+//! The executor: leases jobs from a [`gantry_protocol::JobSource`], checks out their
+//! source, restores the artifacts of their needs, runs them with the engine's single-job
+//! runner ([`gantry_engine::run_one`]) on the given backends, and reports back: log lines
+//! in batches, heartbeats, artifact blobs, the final result.
+//!
+//! The server's built-in executor runs this loop over an in-process source; remote agents
+//! run it over HTTP. See [`Executor`] for the loop, `job.rs` for one lease from start to
+//! report, `checkout.rs` for the git mirror cache and `logs.rs` for log batching.
+
+mod checkout;
+mod executor;
+mod job;
+mod logs;
+mod report;
+
+pub use executor::{Executor, ExecutorConfig, ExecutorError};

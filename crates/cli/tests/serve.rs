@@ -1,0 +1,733 @@
+//! End-to-end tests of `gantry serve` and its clients, with real processes: the built
+//! `gantry` binary as the server (SQLite and files in a temporary data directory, the
+//! built-in executor on the local backend), real bare git repositories pushed to by the
+//! test, and the `gantry` CLI (`repo add`, `runs`, `trigger`, `logs`) as the client.
+//!
+//! Nothing here asserts timing: every wait polls for a state with a generous deadline,
+//! and a deadline that passes fails the test with the server's output attached.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use gantry_test_support::{TempTree, git};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Long enough for a loaded two-core machine; a deadline is a hang, not a measurement.
+const DEADLINE: Duration = Duration::from_secs(180);
+
+// --- the server process -------------------------------------------------------------
+
+/// A running `gantry serve`.
+struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    url: String,
+    /// The admin token (printed on the first start of a data directory).
+    token: String,
+    data: PathBuf,
+    /// Everything it printed, for failure messages.
+    output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `gantry serve` on `data` on a free port, with the local backend and `extra`
+    /// flags, and waits until it listens. `token` is the admin token from an earlier
+    /// start of the same data directory (a restart prints none).
+    fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+        cmd.arg("serve")
+            .arg("--data")
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0", "--backend", "local"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("GANTRY_TOKEN")
+            .env_remove("GANTRY_SERVER")
+            .env_remove("GANTRY_DATABASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start gantry serve");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        // Both streams are drained for the whole life of the process, so that a chatty
+        // server never blocks on a full pipe.
+        for stream in [
+            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().expect("stderr")),
+        ] {
+            let output = output.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    output.lock().expect("lock").push(line.clone());
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        drop(tx);
+        let started = Instant::now();
+        let mut url = None;
+        let mut printed_token = None;
+        while url.is_none() {
+            let left = DEADLINE.saturating_sub(started.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        url = Some(rest.split_whitespace().next().unwrap_or("").to_owned());
+                    }
+                    if let Some(t) = admin_token(&line) {
+                        printed_token = Some(t);
+                    }
+                }
+                Err(_) => {
+                    let status = child.try_wait().ok().flatten();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "gantry serve did not start listening (exit: {status:?}):\n{}",
+                        output.lock().expect("lock").join("\n")
+                    );
+                }
+            }
+        }
+        // The token is printed before the address; look again in case the reader threads
+        // interleaved stdout and stderr.
+        let printed_token = printed_token.or_else(|| {
+            output
+                .lock()
+                .expect("lock")
+                .iter()
+                .find_map(|l| admin_token(l))
+        });
+        let token = match (printed_token, token) {
+            (Some(t), None) => t,
+            (None, Some(t)) => t.to_owned(),
+            (Some(t), Some(_)) => panic!("a restart printed a new admin token {t}"),
+            (None, None) => panic!(
+                "the first start printed no admin token:\n{}",
+                output.lock().expect("lock").join("\n")
+            ),
+        };
+        Server {
+            child: Some(child),
+            url: url.expect("url"),
+            token,
+            data: data.to_path_buf(),
+            output,
+        }
+    }
+
+    /// The server's output so far.
+    fn output(&self) -> String {
+        self.output.lock().expect("lock").join("\n")
+    }
+
+    /// `gantry ARGS` against this server, with the admin token.
+    fn gantry(&self, args: &[&str]) -> Output {
+        client(&self.url, Some(&self.token), args)
+    }
+
+    /// `gantry ARGS` that must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.gantry(args);
+        assert!(
+            out.status.success(),
+            "gantry {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\nserver:\n{}",
+            out.status,
+            stdout(&out),
+            stderr(&out),
+            self.output()
+        );
+        stdout(&out)
+    }
+
+    /// `gantry runs --json` for a repository.
+    fn runs(&self, repo: &str) -> Vec<Value> {
+        let text = self.ok(&["runs", repo, "--json", "--limit", "100"]);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("runs --json: {e}: {text}"))
+    }
+
+    /// A run with its jobs, from the API.
+    fn run(&self, id: i64) -> Value {
+        let (status, body) = http(
+            &self.url,
+            "GET",
+            &format!("/api/runs/{id}"),
+            &[("Authorization", &format!("Bearer {}", self.token))],
+            b"",
+        );
+        assert_eq!(status, 200, "GET /api/runs/{id}: {body}");
+        serde_json::from_str(&body).expect("run JSON")
+    }
+
+    /// Polls until `done` returns `Some`, failing with `what` and the server's output
+    /// after the deadline.
+    fn wait_for<T>(&self, what: &str, mut done: impl FnMut() -> Option<T>) -> T {
+        let started = Instant::now();
+        loop {
+            if let Some(value) = done() {
+                return value;
+            }
+            if started.elapsed() > DEADLINE {
+                panic!("timed out waiting for {what}; server output:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until every listed run of `repo` is final and there are `count` of them.
+    fn wait_final(&self, repo: &str, count: usize) -> Vec<Value> {
+        self.wait_for(&format!("{count} finished runs of {repo}"), || {
+            let runs = self.runs(repo);
+            let done = runs.len() == count && runs.iter().all(|r| is_final(&r["state"]));
+            done.then_some(runs)
+        })
+    }
+
+    /// `kill -9`.
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 the server");
+            child.wait().expect("reap the server");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // SIGTERM first: the server cancels its jobs and leaves nothing running behind.
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// The token on the line `gantry serve` prints it on (`admin token …: gantry_…`).
+fn admin_token(line: &str) -> Option<String> {
+    let rest = line.split("admin token").nth(1)?;
+    rest.split_whitespace()
+        .find(|w| w.starts_with("gantry_"))
+        .map(str::to_owned)
+}
+
+fn is_final(state: &Value) -> bool {
+    !matches!(state.as_str(), Some("queued" | "running") | None)
+}
+
+/// The `gantry` CLI against `url`.
+fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+    cmd.args(args)
+        .env("GANTRY_SERVER", url)
+        .env("NO_COLOR", "1")
+        .env_remove("TERM")
+        .env_remove("GANTRY_TOKEN")
+        .stdin(Stdio::null());
+    if let Some(token) = token {
+        cmd.env("GANTRY_TOKEN", token);
+    }
+    cmd.output().expect("run gantry")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exited, not killed by a signal")
+}
+
+// --- git -----------------------------------------------------------------------------
+
+/// A bare repository (what the server is given) and a clone of it the test commits in.
+struct Repo {
+    _tmp: TempTree,
+    bare: PathBuf,
+    work: PathBuf,
+}
+
+impl Repo {
+    /// A bare repository whose `develop` has one commit with `gantry.yml`.
+    fn new(pipeline: &str) -> Repo {
+        let tmp = TempTree::new();
+        let bare = tmp.join("origin.git");
+        let work = tmp.join("work");
+        std::fs::create_dir_all(&bare).expect("mkdir");
+        std::fs::create_dir_all(&work).expect("mkdir");
+        git(&bare, &["init", "-q", "--bare", "-b", "develop"]);
+        git(&work, &["init", "-q", "-b", "develop"]);
+        git(
+            &work,
+            &["remote", "add", "origin", &bare.display().to_string()],
+        );
+        let repo = Repo {
+            _tmp: tmp,
+            bare,
+            work,
+        };
+        repo.commit("gantry.yml", pipeline, "pipeline");
+        repo
+    }
+
+    /// Commits a file on `develop` and pushes it; returns the commit id.
+    fn commit(&self, file: &str, text: &str, message: &str) -> String {
+        std::fs::write(self.work.join(file), text).expect("write");
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", message]);
+        git(&self.work, &["push", "-q", "origin", "develop"]);
+        git(&self.work, &["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    fn url(&self) -> String {
+        self.bare.display().to_string()
+    }
+}
+
+// --- HTTP without a client library ---------------------------------------------------
+
+/// One HTTP/1.1 request; returns the status and the body (the server closes the
+/// connection, so the body is everything after the headers).
+fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    stream.write_all(req.as_bytes()).expect("send");
+    stream.write_all(body).expect("send body");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read the response");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// HMAC-SHA256 (RFC 2104), as GitHub signs webhook bodies.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut block = [0u8; 64];
+    if key.len() > 64 {
+        block[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        block[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(block.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(block.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+#[test]
+fn hmac_matches_rfc_4231() {
+    // Test case 2 of RFC 4231.
+    let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+    assert_eq!(
+        hex::encode(mac),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
+// --- the tests -----------------------------------------------------------------------
+
+const POLLED: &str = r#"
+name: app
+on:
+  push: [develop]
+  poll: 1s
+jobs:
+  hello:
+    script:
+      - echo "hello from gantry at $GANTRY_COMMIT"
+"#;
+
+/// (a) A repository registered with `gantry repo add` is polled; a pushed commit starts
+/// exactly one run, which succeeds, is listed, and has its log; no new commit, no run.
+#[test]
+fn poll_starts_one_run_per_new_commit() {
+    let repo = Repo::new(POLLED);
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), None, &["--poll-interval", "1s", "--jobs", "2"]);
+
+    let added = server.ok(&["repo", "add", "app", &repo.url()]);
+    assert!(added.contains("registered repository app"), "{added}");
+    let listed = server.ok(&["repo", "list"]);
+    assert!(listed.contains("app") && listed.contains(&repo.url()), "{listed}");
+
+    // Let the server see the repository as it is before pushing.
+    wait_polls(&server, "app", 1);
+    let before = server.runs("app");
+
+    let commit = repo.commit("README.md", "second\n", "second commit");
+    let run = server.wait_for("the run of the pushed commit to finish", || {
+        let runs = server.runs("app");
+        let mine: Vec<&Value> = runs.iter().filter(|r| r["commit"] == commit.as_str()).collect();
+        assert!(mine.len() <= 1, "more than one run for {commit}: {runs:#?}");
+        mine.first().filter(|r| is_final(&r["state"])).map(|r| (*r).clone())
+    });
+    assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
+    assert_eq!(run["ref"], "refs/heads/develop", "{run:#}");
+    let cause = run["cause"].as_str().unwrap_or("");
+    assert!(cause.to_lowercase().contains("poll"), "cause: {cause}");
+
+    // Earlier runs can only be of the commit that was there before the push.
+    for r in &before {
+        assert_ne!(r["commit"], commit.as_str(), "{r:#}");
+    }
+
+    let id = run["id"].as_i64().expect("id");
+    let logs = server.ok(&["logs", &id.to_string()]);
+    assert!(
+        logs.contains(&format!("hello from gantry at {commit}")),
+        "{logs}"
+    );
+    let job_log = server.ok(&["logs", &id.to_string(), "hello"]);
+    assert!(job_log.contains("hello from gantry"), "{job_log}");
+    // Following a finished job prints its log and ends.
+    let followed = server.ok(&["logs", &id.to_string(), "hello", "-f"]);
+    assert!(followed.contains("hello from gantry"), "{followed}");
+
+    let table = server.ok(&["runs", "app"]);
+    assert!(table.contains("succeeded") && table.contains("develop"), "{table}");
+
+    // Nothing new pushed: several more polls start nothing.
+    let count = server.runs("app").len();
+    wait_polls(&server, "app", 3);
+    let after = server.runs("app");
+    assert_eq!(after.len(), count, "a poll without a new commit started a run: {after:#?}");
+}
+
+/// Waits until the repository was polled `n` more times (its `last_polled_at` changed
+/// `n` times).
+fn wait_polls(server: &Server, repo: &str, n: usize) {
+    let polled_at = || -> Option<String> {
+        let text = server.ok(&["repo", "list", "--json"]);
+        let repos: Vec<Value> = serde_json::from_str(&text).expect("repo list --json");
+        let r = repos.iter().find(|r| r["name"] == repo)?;
+        r["last_polled_at"].as_str().map(str::to_owned)
+    };
+    let mut last = polled_at();
+    for i in 0..n {
+        last = Some(server.wait_for(&format!("poll {} of {repo}", i + 1), || {
+            let now = polled_at()?;
+            (Some(&now) != last.as_ref()).then_some(now)
+        }));
+    }
+}
+
+const SLOW: &str = r#"
+name: slow
+on:
+  manual: true
+jobs:
+  nap:
+    script:
+      - echo "before the crash"
+      - sleep 6
+      - echo "after the nap"
+"#;
+
+/// (b) `kill -9` while a job runs and runs are queued: after a restart on the same data
+/// directory every run is there, the interrupted job ran again as attempt 2, the queued
+/// runs ran, the log written before the crash is readable, and nothing ran twice.
+#[test]
+fn kill_9_loses_no_run() {
+    let repo = Repo::new(SLOW);
+    let data = tempfile::tempdir().expect("tempdir");
+    // One job at a time: the first run's job runs while the others wait in the queue.
+    let mut server = Server::start(data.path(), None, &["--jobs", "1", "--poll-interval", "1h"]);
+    server.ok(&["repo", "add", "slow", &repo.url()]);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let out = server.ok(&["trigger", "slow"]);
+        let id = out
+            .split("(run ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .and_then(|s| s.parse::<i64>().ok())
+            .unwrap_or_else(|| panic!("no run id in: {out}"));
+        ids.push(id);
+    }
+    let first = ids[0];
+    server.wait_for("the first job to have logged before the crash", || {
+        let run = server.run(first);
+        let running = run["jobs"][0]["state"] == "running";
+        let log = server.ok(&["logs", &first.to_string(), "nap"]);
+        (running && log.contains("before the crash")).then_some(())
+    });
+
+    server.kill9();
+    let token = server.token.clone();
+    let data_dir = server.data.clone();
+    drop(server);
+    let server = Server::start(&data_dir, Some(&token), &["--jobs", "1", "--poll-interval", "1h"]);
+
+    let runs = server.wait_final("slow", 3);
+    let mut numbers: Vec<i64> = runs.iter().map(|r| r["number"].as_i64().expect("n")).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3], "{runs:#?}");
+    for id in &ids {
+        let run = server.run(*id);
+        assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
+        let job = &run["jobs"][0];
+        let attempt = job["attempt"].as_i64().expect("attempt");
+        let log = server.ok(&["logs", &id.to_string(), "nap"]);
+        let before = log.matches("before the crash").count();
+        let after = log.matches("after the nap").count();
+        if *id == first {
+            assert_eq!(attempt, 2, "the interrupted job runs again as attempt 2: {run:#}");
+            assert_eq!(before, 2, "attempt 1's line is kept, attempt 2 adds one:\n{log}");
+        } else {
+            assert_eq!(attempt, 1, "{run:#}");
+            assert_eq!(before, 1, "{log}");
+        }
+        assert_eq!(after, 1, "the job finished exactly once:\n{log}");
+    }
+}
+
+const HOOKED: &str = r#"
+name: hooked
+on:
+  push: [develop]
+jobs:
+  build:
+    script:
+      - echo "built by a webhook"
+"#;
+
+/// (c) A GitHub push webhook with a correct signature starts a run; a forged or unsigned
+/// one gets 401 and starts nothing; the same delivery twice starts one run.
+#[test]
+fn webhooks_are_verified_and_deduplicated() {
+    let repo = Repo::new(HOOKED);
+    let data = tempfile::tempdir().expect("tempdir");
+    // No polling to speak of: only the webhook can start the run of the new commit.
+    let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
+    let secret = "It's a Secret to Everybody";
+    server.ok(&["repo", "add", "hooked", &repo.url(), "--webhook-secret", secret]);
+    let before = repo.commit("README.md", "base\n", "base");
+    let commit = repo.commit("README.md", "hooked\n", "change");
+    let body = serde_json::json!({
+        "ref": "refs/heads/develop",
+        "before": before,
+        "after": commit,
+        "created": false,
+        "deleted": false,
+        "repository": { "name": "hooked", "full_name": "team/hooked", "clone_url": repo.url() },
+        "pusher": { "name": "alice", "email": "alice@example.com" },
+        "sender": { "login": "alice" },
+        "head_commit": { "id": commit, "message": "change" },
+    })
+    .to_string();
+    let signature = format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes())));
+    let forged = format!("sha256={}", hex::encode(hmac_sha256(b"wrong secret", body.as_bytes())));
+    let post = |delivery: &str, signature: Option<&str>| {
+        let mut headers = vec![
+            ("Content-Type", "application/json"),
+            ("X-GitHub-Event", "push"),
+            ("X-GitHub-Delivery", delivery),
+            ("User-Agent", "GitHub-Hookshot/test"),
+        ];
+        if let Some(s) = signature {
+            headers.push(("X-Hub-Signature-256", s));
+        }
+        http(&server.url, "POST", "/hooks/hooked", &headers, body.as_bytes())
+    };
+    let runs_of_commit = || {
+        server
+            .runs("hooked")
+            .into_iter()
+            .filter(|r| r["commit"] == commit.as_str())
+            .count()
+    };
+
+    for (delivery, sig) in [("forged-1", Some(forged.as_str())), ("unsigned-1", None)] {
+        let (status, text) = post(delivery, sig);
+        assert_eq!(status, 401, "{delivery}: {text}");
+    }
+    assert_eq!(runs_of_commit(), 0, "a refused webhook started a run");
+
+    let (status, text) = post("delivery-1", Some(&signature));
+    assert!((200..300).contains(&status), "valid webhook: {status} {text}\n{}", server.output());
+    let run = server.wait_for("the webhook's run to finish", || {
+        let runs = server.runs("hooked");
+        runs.into_iter()
+            .find(|r| r["commit"] == commit.as_str() && is_final(&r["state"]))
+    });
+    assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
+    let cause = run["cause"].as_str().unwrap_or("").to_lowercase();
+    assert!(cause.contains("webhook"), "cause: {cause}");
+
+    let (status, text) = post("delivery-1", Some(&signature));
+    assert!((200..300).contains(&status), "a redelivery is accepted: {status} {text}");
+    assert_eq!(runs_of_commit(), 1, "the same delivery twice started a second run");
+    let (status, _) = post("forged-2", Some(&forged));
+    assert_eq!(status, 401);
+    assert_eq!(runs_of_commit(), 1);
+}
+
+const PARAMS: &str = r#"
+name: params
+on:
+  manual: true
+params:
+  GREETING: { type: string, default: hi }
+  LOUD: { type: bool, default: false }
+jobs:
+  greet:
+    script:
+      - echo "greeting=$GREETING loud=$LOUD"
+"#;
+
+/// (d) `gantry trigger --param` with an unknown name or a bad bool is refused with a clear
+/// message and creates nothing; good parameters reach the job.
+#[test]
+fn trigger_validates_params() {
+    let repo = Repo::new(PARAMS);
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
+    server.ok(&["repo", "add", "params", &repo.url()]);
+
+    for (args, names) in [
+        (&["--param", "GREETNG=yo"][..], "GREETNG"),
+        (&["--param", "LOUD=maybe"], "LOUD"),
+        (&["--pipeline", "params", "--param", "NOPE=1"], "NOPE"),
+    ] {
+        let mut argv = vec!["trigger", "params"];
+        argv.extend_from_slice(args);
+        let out = server.gantry(&argv);
+        assert_eq!(code(&out), 2, "{argv:?}: {}{}", stdout(&out), stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("error:") && err.contains(names), "{argv:?}: {err}");
+        assert!(err.contains("nothing was started"), "{err}");
+    }
+    // A malformed pair never reaches the server.
+    let out = server.gantry(&["trigger", "params", "--param", "LOUD"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("expected NAME=VALUE"), "{}", stderr(&out));
+    assert!(server.runs("params").is_empty(), "a refused trigger created a run");
+
+    let out = server.gantry(&[
+        "trigger", "params", "--param", "GREETING=hello", "--param", "LOUD=true", "--wait",
+    ]);
+    assert_eq!(code(&out), 0, "{}{}\n{}", stdout(&out), stderr(&out), server.output());
+    let text = stdout(&out);
+    assert!(text.contains("started params #1"), "{text}");
+    assert!(text.contains("succeeded"), "{text}");
+    let runs = server.runs("params");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["cause"].as_str().map(|c| c.contains("manually")), Some(true), "{:#}", runs[0]);
+    let id = runs[0]["id"].as_i64().expect("id").to_string();
+    let logs = server.ok(&["logs", &id]);
+    assert!(logs.contains("greeting=hello loud=true"), "{logs}");
+}
+
+/// Without a token the server refuses, and the CLI says to set GANTRY_TOKEN; an
+/// unreachable server is named, with what to do.
+#[test]
+fn clients_explain_auth_and_unreachable_servers() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
+    let out = client(&server.url, None, &["runs"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("set GANTRY_TOKEN"), "{}", stderr(&out));
+    let out = client(&server.url, Some("gantry_not_a_token"), &["repo", "list"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("not authorized"), "{}", stderr(&out));
+
+    // Nothing listens on a port taken and released again.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let out = client(&url, Some("x"), &["runs"]);
+    assert_eq!(code(&out), 1);
+    let err = stderr(&out);
+    assert!(err.contains(&format!("cannot reach the gantry server at {url}")), "{err}");
+    assert!(err.contains("gantry serve") && err.contains("--server"), "{err}");
+}
+
+/// `gantry token rotate` revokes the admin token and prints a new one that works.
+#[test]
+fn token_rotate_replaces_the_admin_token() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let old = {
+        let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
+        server.ok(&["repo", "list"]);
+        server.token.clone()
+    };
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["token", "rotate", "--data"])
+        .arg(data.path())
+        .env_remove("GANTRY_DATABASE")
+        .output()
+        .expect("run gantry token rotate");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new = stdout(&out)
+        .split_whitespace()
+        .find(|w| w.starts_with("gantry_"))
+        .unwrap_or_else(|| panic!("no token printed: {}", stdout(&out)))
+        .to_owned();
+    assert_ne!(new, old);
+    let server = Server::start(data.path(), Some(&new), &["--poll-interval", "1h"]);
+    server.ok(&["repo", "list"]);
+    let out = client(&server.url, Some(&old), &["repo", "list"]);
+    assert_eq!(code(&out), 1, "the old token still works");
+}

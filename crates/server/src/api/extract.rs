@@ -1,0 +1,139 @@
+//! Request extractors that answer failures in the API's JSON error shape: the caller's
+//! token ([`Reader`], [`Writer`]) and JSON bodies ([`Body`]).
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use gantry_store::Token;
+use serde::de::DeserializeOwned;
+
+use crate::api::error::ApiError;
+use crate::auth::check_token;
+use crate::state::State;
+
+/// Who is calling: a token's name, or `anonymous`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The token, when one was presented.
+    pub token: Option<Token>,
+}
+
+impl Caller {
+    /// Name for causes ("Started manually by admin").
+    pub fn name(&self) -> &str {
+        self.token.as_ref().map_or("anonymous", |t| t.name.as_str())
+    }
+}
+
+/// A caller allowed to read: any valid token, or nobody when anonymous read is on.
+#[derive(Debug, Clone)]
+pub struct Reader(pub Caller);
+
+/// A caller allowed to change things: an admin token.
+#[derive(Debug, Clone)]
+pub struct Writer(pub Caller);
+
+async fn caller(parts: &Parts, state: &State) -> Result<Option<Token>, ApiError> {
+    let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("invalid Authorization header".into()))?;
+    let token = text
+        .strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
+        })?;
+    match check_token(state.store.as_ref(), token).await? {
+        Some(t) => Ok(Some(t)),
+        None => Err(ApiError::Unauthorized("invalid or revoked token".into())),
+    }
+}
+
+impl FromRequestParts<State> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        match caller(parts, state).await? {
+            Some(token) => Ok(Reader(Caller { token: Some(token) })),
+            None if state.config.anonymous_read => Ok(Reader(Caller { token: None })),
+            None => Err(ApiError::Unauthorized(
+                "authentication required: send \"Authorization: Bearer <token>\"".into(),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<State> for Writer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
+        match caller(parts, state).await? {
+            Some(token) if token.kind == "admin" => Ok(Writer(Caller { token: Some(token) })),
+            Some(token) => Err(ApiError::Forbidden(format!(
+                "token {:?} may not change anything",
+                token.name
+            ))),
+            None => Err(ApiError::Unauthorized(
+                "authentication required: send \"Authorization: Bearer <token>\"".into(),
+            )),
+        }
+    }
+}
+
+/// A JSON body; malformed JSON is a 400 and an oversized body a 413, both as JSON errors.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge("request body is too large".into());
+    }
+    match e {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::BadRequest("expected a JSON body (Content-Type: application/json)".into())
+        }
+        e => ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())),
+    }
+}
+
+/// A JSON body that may also be empty (then `T::default()`), for calls whose body is
+/// all optional (`rerun`, `trigger`).
+#[derive(Debug)]
+pub struct OptionalBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return Err(ApiError::TooLarge("request body is too large".into()));
+            }
+            Err(e) => return Err(ApiError::BadRequest(e.body_text())),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalBody(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalBody)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
