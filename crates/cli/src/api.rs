@@ -225,7 +225,7 @@ impl Api {
                 "cannot reach the gantry server at {}: {}\n  help: start one with `gantry serve`, \
                  or point --server (or GANTRY_SERVER) at yours",
                 self.base(),
-                cause_chain(err)
+                root_cause(err)
             ));
         }
         CliError::Failed(anyhow::anyhow!(
@@ -275,6 +275,8 @@ pub fn refusal(status: StatusCode, message: &str, base: &str, has_token: bool) -
             "{base} refused the request: forbidden ({message})\n  help: this token may not do \
              this; use an admin token"
         )),
+        // Diagnostics from the server (an invalid parameter) already start with `error:`.
+        s if s.is_client_error() && message.starts_with("error") => CliError::invalid(message),
         s if s.is_client_error() => CliError::invalid(format!("error: {message}")),
         s => CliError::Failed(anyhow::anyhow!(
             "{base} failed: {message} (HTTP {})",
@@ -296,6 +298,16 @@ fn cause_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     text
+}
+
+/// The innermost error ("Connection refused (os error 111)"): for a connection that
+/// failed, the layers above it only repeat the URL.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = err;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
 }
 
 /// A current-thread runtime for one client command.
@@ -366,6 +378,7 @@ mod tests {
         check(401, "bad token", true, 1, "gantry token rotate");
         check(422, "unknown parameter \"X\"", true, 2, "error: unknown parameter");
         check(404, "", true, 2, "error: not found");
+        check(422, "error: bad param\n --> gantry.yml:3:1", true, 2, "error: bad param\n");
         check(500, "database error", true, 1, "failed: database error (HTTP 500)");
     }
 

@@ -5,14 +5,25 @@
 //! unreachable repository never holds up the queue. Failures are logged, not retried:
 //! the run's outcome is already recorded.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use gantry_pipeline::{Event, OutcomeFilter, Spec};
 use gantry_store::{Run, RunState};
 
 use crate::runs::{RunError, RunRequest, default_name, start_runs};
 use crate::state::State;
 
-/// Called once per run, after it became final.
-pub async fn run_finished(state: &State, run: Run) {
+/// Called once per run, after it became final. Boxed: finishing a run may start runs
+/// (`after:`), whose creation may finish runs, and async functions cannot be recursive.
+pub fn run_finished(state: &State, run: Run) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(run_finished_inner(state, run))
+}
+
+async fn run_finished_inner(state: &State, run: Run) {
+    if let (Some(s), Some(f)) = (run.started_at, run.finished_at) {
+        state.durations.observe((f - s) as f64 / 1000.0);
+    }
     let Some(spec) = spec_of(&run) else {
         return;
     };

@@ -11,6 +11,9 @@
 //!
 //! Architecture invariant: the server links no backend crate; jobs run only through leases.
 
+// The OpenAPI document is one `serde_json::json!` literal, deeper than the default limit.
+#![recursion_limit = "512"]
+
 pub mod api;
 pub mod auth;
 pub mod blobs;

@@ -633,6 +633,9 @@ macro_rules! impl_store {
                 now: Millis,
             ) -> Result<(), StoreError> {
                 let mut tx = self.write().await?;
+                // In plan-index order, the order every other writer locks jobs in.
+                let mut changes: Vec<&JobTransition> = changes.iter().collect();
+                changes.sort_by_key(|c| c.idx);
                 for change in changes {
                     // `$5`, the new state, only where the statement does not imply it.
                     let (sql, state) = match change.state {

@@ -327,7 +327,8 @@ pub enum LeaseCheck {
 /// A lease that expired and what became of its job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expired {
-    /// The job after the change (`Queued` with `attempt` kept, or `Errored`).
+    /// The job after the change (`Queued` with `attempt` kept, `Errored`, or `Cancelled`
+    /// when a cancel was requested).
     pub job: Job,
     /// The executor that lost it.
     pub executor: String,

@@ -96,14 +96,19 @@ pub trait Store: Send + Sync {
         now: Millis,
     ) -> Result<(), StoreError>;
     /// Marks a run cancel-requested; pending and queued jobs become `Cancelled`, running
-    /// ones get `cancel_requested`. Returns the run after the change.
+    /// ones get `cancel_requested`; with no job running, the run itself becomes
+    /// `Cancelled` (nothing would report back otherwise). A final run is left as it is.
+    /// Returns the run after the change.
     async fn request_cancel(&self, run_id: i64, now: Millis) -> Result<Run, StoreError>;
 
     // --- jobs and leases ---
     /// Jobs of a run by plan index.
     async fn jobs(&self, run_id: i64) -> Result<Vec<Job>, StoreError>;
     /// Applies scheduler decisions to not-yet-leased jobs (one transaction; a job that
-    /// is no longer in the expected earlier state is left alone).
+    /// is no longer in the expected earlier state is left alone): `Queued` from `Pending`
+    /// (sets `queued_at` once), `Pending` from `Queued`, any final state (`Skipped`,
+    /// `Cancelled`, …) from `Pending` or `Queued` (sets `finished_at`); `Running` is
+    /// ignored (only a lease starts a job).
     async fn transition_jobs(
         &self,
         run_id: i64,
@@ -113,7 +118,8 @@ pub trait Store: Send + Sync {
     /// Hands out the oldest queued job (by run id, then plan index; jobs are only
     /// `Queued` in admitted runs) whose `runs_on` labels are all among `labels`: sets it `Running` with a new
     /// `lease_id`, `attempt + 1`, `executor` and deadline `now + ttl_ms`, atomically (no
-    /// job is ever leased twice at once).
+    /// job is ever leased twice at once). A `Queued` run becomes `Running` (with
+    /// `started_at`) in the same transaction.
     async fn lease_next(
         &self,
         executor: &str,
@@ -140,7 +146,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Job, StoreError>;
     /// Leases whose deadline passed before `now` (or, with `executor`, every lease of
     /// that executor: the built-in executor after a restart): their jobs become `Queued`
-    /// again, or `Errored` with a reason once `attempt >= max_attempts`.
+    /// again, or `Errored` with a reason once `attempt >= max_attempts`, or `Cancelled`
+    /// when a cancel was requested.
     async fn expire_leases(
         &self,
         now: Millis,

@@ -49,7 +49,10 @@ impl Db {
     }
 
     /// A store in a schema of its own; `None` (skipped) without `GANTRY_TEST_POSTGRES`.
-    #[expect(clippy::print_stderr, reason = "the skip notice is for the person running the tests")]
+    #[expect(
+        clippy::print_stderr,
+        reason = "the skip notice is for the person running the tests"
+    )]
     async fn postgres(case: &str) -> Option<Db> {
         let Ok(url) = std::env::var("GANTRY_TEST_POSTGRES") else {
             let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -306,9 +309,21 @@ async fn repos_and_pipelines(db: &mut Db) {
             webhook_secret: None,
         })
         .await;
-    assert!(matches!(dup, Err(StoreError::Conflict(ref what)) if what == "repository a-repo"), "{dup:?}");
-    assert!(matches!(s.repo_by_name("nope").await, Err(StoreError::NotFound(_))));
-    let names: Vec<_> = s.list_repos().await.expect("list").into_iter().map(|r| r.name).collect();
+    assert!(
+        matches!(dup, Err(StoreError::Conflict(ref what)) if what == "repository a-repo"),
+        "{dup:?}"
+    );
+    assert!(matches!(
+        s.repo_by_name("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let names: Vec<_> = s
+        .list_repos()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     assert_eq!(names, ["a-repo", "b-repo"]);
 
     s.record_poll(a.id, NOW, Some("could not reach it".into()), NOW + 60_000)
@@ -319,26 +334,55 @@ async fn repos_and_pipelines(db: &mut Db) {
         (a2.last_polled_at, a2.last_error.as_deref(), a2.next_poll_at),
         (Some(NOW), Some("could not reach it"), Some(NOW + 60_000))
     );
-    s.record_poll(a.id, NOW + 1, None, NOW + 2).await.expect("record poll");
-    assert_eq!(s.repo_by_name("a-repo").await.expect("repo").last_error, None);
+    s.record_poll(a.id, NOW + 1, None, NOW + 2)
+        .await
+        .expect("record poll");
+    assert_eq!(
+        s.repo_by_name("a-repo").await.expect("repo").last_error,
+        None
+    );
     assert!(matches!(
         s.record_poll(9999, NOW, None, NOW).await,
         Err(StoreError::NotFound(_))
     ));
 
-    let p1 = s.ensure_pipeline(a.id, "ci", "gantry.yml").await.expect("pipeline");
-    let again = s.ensure_pipeline(a.id, "ci", "gantry.yml").await.expect("pipeline");
+    let p1 = s
+        .ensure_pipeline(a.id, "ci", "gantry.yml")
+        .await
+        .expect("pipeline");
+    let again = s
+        .ensure_pipeline(a.id, "ci", "gantry.yml")
+        .await
+        .expect("pipeline");
     assert_eq!(p1, again, "ensuring twice changes nothing");
-    let moved = s.ensure_pipeline(a.id, "ci", ".gantry/ci.yml").await.expect("pipeline");
+    let moved = s
+        .ensure_pipeline(a.id, "ci", ".gantry/ci.yml")
+        .await
+        .expect("pipeline");
     assert_eq!((moved.id, moved.path.as_str()), (p1.id, ".gantry/ci.yml"));
-    let p2 = s.ensure_pipeline(a.id, "release", "release.yml").await.expect("pipeline");
-    let p3 = s.ensure_pipeline(b.id, "ci", "gantry.yml").await.expect("pipeline");
-    assert_ne!(p3.id, p1.id, "same name in another repository is another pipeline");
+    let p2 = s
+        .ensure_pipeline(a.id, "release", "release.yml")
+        .await
+        .expect("pipeline");
+    let p3 = s
+        .ensure_pipeline(b.id, "ci", "gantry.yml")
+        .await
+        .expect("pipeline");
+    assert_ne!(
+        p3.id, p1.id,
+        "same name in another repository is another pipeline"
+    );
     assert!(matches!(
         s.ensure_pipeline(9999, "ci", "gantry.yml").await,
         Err(StoreError::NotFound(_))
     ));
-    let of_a: Vec<_> = s.list_pipelines(Some(a.id)).await.expect("list").into_iter().map(|p| p.id).collect();
+    let of_a: Vec<_> = s
+        .list_pipelines(Some(a.id))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
     assert_eq!(of_a, [p1.id, p2.id]);
     assert_eq!(s.list_pipelines(None).await.expect("list").len(), 3);
 }
@@ -353,9 +397,13 @@ async fn ref_heads(db: &mut Db) {
         ("refs/tags/v1.0", "bbb"),
         ("refs/heads/main", "ccc"),
     ] {
-        s.set_ref_head(r.id, git_ref, commit).await.expect("set head");
+        s.set_ref_head(r.id, git_ref, commit)
+            .await
+            .expect("set head");
     }
-    s.set_ref_head(other.id, "refs/heads/main", "zzz").await.expect("set head");
+    s.set_ref_head(other.id, "refs/heads/main", "zzz")
+        .await
+        .expect("set head");
     assert_eq!(
         s.ref_heads(r.id).await.expect("heads"),
         labels(&[("refs/heads/main", "ccc"), ("refs/tags/v1.0", "bbb")])
@@ -375,7 +423,10 @@ async fn numbering_under_concurrent_creates(db: &mut Db) {
         let pipeline_id = if i % 4 == 0 { b.id } else { a.id };
         tasks.push(tokio::spawn(async move {
             let run = store
-                .create_run(new_run(pipeline_id, vec![job(0, &[], &[]), job(1, &[0], &[])]), NOW)
+                .create_run(
+                    new_run(pipeline_id, vec![job(0, &[], &[]), job(1, &[0], &[])]),
+                    NOW,
+                )
                 .await
                 .expect("create")
                 .expect("created");
@@ -392,8 +443,15 @@ async fn numbering_under_concurrent_creates(db: &mut Db) {
         got.sort_unstable();
         assert_eq!(got, (1..=expect).collect::<Vec<_>>(), "pipeline {p}");
     }
-    let run = db.store.run_by_number("repo", "a", 30).await.expect("run #30");
-    assert_eq!((run.pipeline.as_str(), run.repo.as_str(), run.number), ("a", "repo", 30));
+    let run = db
+        .store
+        .run_by_number("repo", "a", 30)
+        .await
+        .expect("run #30");
+    assert_eq!(
+        (run.pipeline.as_str(), run.repo.as_str(), run.number),
+        ("a", "repo", 30)
+    );
     assert_eq!(db.store.jobs(run.id).await.expect("jobs").len(), 2);
     assert!(matches!(
         db.store.run_by_number("repo", "a", 31).await,
@@ -409,20 +467,44 @@ async fn dedup_keys(db: &mut Db) {
         dedup_key: Some(key.into()),
         ..new_run(pipeline_id, vec![job(0, &[], &[])])
     };
-    let first = s.create_run(keyed(a.id, "ref:main@abc"), NOW).await.expect("create");
+    let first = s
+        .create_run(keyed(a.id, "ref:main@abc"), NOW)
+        .await
+        .expect("create");
     assert_eq!(first.map(|r| r.number), Some(1));
-    let dup = s.create_run(keyed(a.id, "ref:main@abc"), NOW).await.expect("create");
+    let dup = s
+        .create_run(keyed(a.id, "ref:main@abc"), NOW)
+        .await
+        .expect("create");
     assert_eq!(dup, None, "same key, same pipeline: nothing created");
-    let other_pipeline = s.create_run(keyed(b.id, "ref:main@abc"), NOW).await.expect("create");
-    assert_eq!(other_pipeline.map(|r| r.number), Some(1), "keys are per pipeline");
-    let next = s.create_run(keyed(a.id, "ref:main@def"), NOW).await.expect("create");
-    assert_eq!(next.map(|r| r.number), Some(2), "the duplicate used no number");
+    let other_pipeline = s
+        .create_run(keyed(b.id, "ref:main@abc"), NOW)
+        .await
+        .expect("create");
+    assert_eq!(
+        other_pipeline.map(|r| r.number),
+        Some(1),
+        "keys are per pipeline"
+    );
+    let next = s
+        .create_run(keyed(a.id, "ref:main@def"), NOW)
+        .await
+        .expect("create");
+    assert_eq!(
+        next.map(|r| r.number),
+        Some(2),
+        "the duplicate used no number"
+    );
     // Runs without a key may repeat.
     for n in [3, 4] {
         assert_eq!(create(s, new_run(a.id, vec![])).await.number, n);
     }
     let runs = s
-        .list_runs(&RunFilter { repo: Some("repo".into()), pipeline: Some("a".into()), ..RunFilter::default() })
+        .list_runs(&RunFilter {
+            repo: Some("repo".into()),
+            pipeline: Some("a".into()),
+            ..RunFilter::default()
+        })
         .await
         .expect("list");
     assert_eq!(runs.len(), 4);
@@ -470,7 +552,10 @@ async fn errored_and_copied_at_creation(db: &mut Db) {
     .await;
     assert_eq!(errored.state, RunState::Errored);
     assert_eq!(errored.finished_at, Some(NOW));
-    assert_eq!(errored.error.as_deref(), Some("gantry.yml:3:5: unknown key `stpes`"));
+    assert_eq!(
+        errored.error.as_deref(),
+        Some("gantry.yml:3:5: unknown key `stpes`")
+    );
     assert!(s.jobs(errored.id).await.expect("jobs").is_empty());
     assert!(s.active_runs().await.expect("active").is_empty());
 
@@ -492,12 +577,18 @@ async fn errored_and_copied_at_creation(db: &mut Db) {
     assert_eq!(rerun.rerun_of, Some(errored.id));
     assert_eq!(rerun.params, labels(&[("target", "prod")]));
     assert_eq!(rerun.concurrency, Some(("deploy".into(), 1)));
-    assert_eq!(rerun.pipeline_file, Some(("gantry.yml".into(), "jobs: {}\n".into())));
+    assert_eq!(
+        rerun.pipeline_file,
+        Some(("gantry.yml".into(), "jobs: {}\n".into()))
+    );
     let jobs = s.jobs(rerun.id).await.expect("jobs");
     assert_eq!(jobs[0].state, JobState::Succeeded);
     assert_eq!(jobs[0].finished_at, Some(NOW));
     assert_eq!(jobs[0].manifest_json.as_deref(), Some(r#"{"files":["a"]}"#));
-    assert_eq!((jobs[1].state, jobs[1].needs.clone()), (JobState::Pending, vec![0]));
+    assert_eq!(
+        (jobs[1].state, jobs[1].needs.clone()),
+        (JobState::Pending, vec![0])
+    );
     queue(s, rerun.id, &jobs).await;
     let leased = lease(s, "e1", "l1", NOW).await.expect("a job");
     assert_eq!(leased.job.idx, 1, "the copied job is not run again");
@@ -505,15 +596,20 @@ async fn errored_and_copied_at_creation(db: &mut Db) {
 }
 
 async fn unknown_pipeline(db: &mut Db) {
-    let got = db.store.create_run(new_run(4242, vec![job(0, &[], &[])]), NOW).await;
+    let got = db
+        .store
+        .create_run(new_run(4242, vec![job(0, &[], &[])]), NOW)
+        .await;
     assert!(matches!(got, Err(StoreError::NotFound(_))), "{got:?}");
-    assert!(matches!(db.store.run(4242).await, Err(StoreError::NotFound(ref w)) if w == "run 4242"));
+    assert!(
+        matches!(db.store.run(4242).await, Err(StoreError::NotFound(ref w)) if w == "run 4242")
+    );
 }
 
 async fn lease_exclusivity_under_concurrency(db: &mut Db) {
     let p = pipeline(&*db.store, "repo", "ci").await;
     let mut all = BTreeSet::new();
-    for _ in 0..6 {
+    for _ in 0..20 {
         let jobs = (0..5).map(|i| job(i, &[], &[])).collect();
         let run = queued_run(&*db.store, p.id, jobs).await;
         all.extend((0..5).map(|i| (run.id, i)));
@@ -542,10 +638,14 @@ async fn lease_exclusivity_under_concurrency(db: &mut Db) {
         leased.extend(w.await.expect("worker"));
     }
     let unique: BTreeSet<_> = leased.iter().copied().collect();
-    assert_eq!(unique.len(), leased.len(), "a job was leased twice: {leased:?}");
+    assert_eq!(
+        unique.len(),
+        leased.len(),
+        "a job was leased twice: {leased:?}"
+    );
     assert_eq!(unique, all, "every queued job was handed out");
     let stats = db.store.queue_stats().await.expect("stats");
-    assert_eq!((stats.queued_jobs, stats.running_jobs), (0, 30));
+    assert_eq!((stats.queued_jobs, stats.running_jobs), (0, 100));
 }
 
 async fn labels_match_as_a_subset(db: &mut Db) {
@@ -565,7 +665,13 @@ async fn labels_match_as_a_subset(db: &mut Db) {
     // (executor labels, the job it gets); leases are not finished, so each job goes once.
     let check = async |have: &[(&str, &str)], expect: Option<i64>| {
         let got = s
-            .lease_next("e", &labels(have), &format!("lease-{have:?}-{expect:?}"), NOW, TTL)
+            .lease_next(
+                "e",
+                &labels(have),
+                &format!("lease-{have:?}-{expect:?}"),
+                NOW,
+                TTL,
+            )
             .await
             .expect("lease_next")
             .map(|l| l.job.idx);
@@ -575,10 +681,20 @@ async fn labels_match_as_a_subset(db: &mut Db) {
     check(&[("os", "windows")], None).await;
     check(&[("arch", "arm64")], None).await;
     check(&[("os", "linux"), ("arch", "amd64")], Some(1)).await;
-    check(&[("os", "linux"), ("arch", "arm64"), ("disk", "ssd")], Some(0)).await;
+    check(
+        &[("os", "linux"), ("arch", "arm64"), ("disk", "ssd")],
+        Some(0),
+    )
+    .await;
     check(&[("os", "linux"), ("arch", "arm64")], None).await;
     check(&[("gpu", "yes")], Some(3)).await;
-    let states: Vec<_> = s.jobs(run.id).await.expect("jobs").iter().map(|j| j.state).collect();
+    let states: Vec<_> = s
+        .jobs(run.id)
+        .await
+        .expect("jobs")
+        .iter()
+        .map(|j| j.state)
+        .collect();
     assert_eq!(states, [JobState::Running; 4]);
 }
 
@@ -590,19 +706,33 @@ async fn lease_order_and_run_start(db: &mut Db) {
     // Only the second job of the first run is queued.
     queue(s, first.id, &s.jobs(first.id).await.expect("jobs")[1..]).await;
     let l1 = lease(s, "e", "l1", NOW + 5).await.expect("a job");
-    assert_eq!((l1.job.run_id, l1.job.idx), (first.id, 1), "oldest run first");
+    assert_eq!(
+        (l1.job.run_id, l1.job.idx),
+        (first.id, 1),
+        "oldest run first"
+    );
     assert_eq!(l1.job.state, JobState::Running);
     assert_eq!(l1.job.executor.as_deref(), Some("e"));
     assert_eq!(l1.job.lease_deadline, Some(NOW + 5 + TTL));
     assert_eq!(l1.job.started_at, Some(NOW + 5));
     assert_eq!(l1.job.queued_at, Some(NOW));
-    assert_eq!(l1.run.state, RunState::Running, "the run started with its first job");
+    assert_eq!(
+        l1.run.state,
+        RunState::Running,
+        "the run started with its first job"
+    );
     assert_eq!(l1.run.started_at, Some(NOW + 5));
     let l2 = lease(s, "e", "l2", NOW + 9).await.expect("a job");
     assert_eq!((l2.job.run_id, l2.job.idx), (second.id, 0));
-    assert!(lease(s, "e", "l3", NOW).await.is_none(), "pending jobs are not handed out");
+    assert!(
+        lease(s, "e", "l3", NOW).await.is_none(),
+        "pending jobs are not handed out"
+    );
     assert_eq!(s.job_by_lease("l1").await.expect("job").idx, 1);
-    assert!(matches!(s.job_by_lease("nope").await, Err(StoreError::StaleLease(_))));
+    assert!(matches!(
+        s.job_by_lease("nope").await,
+        Err(StoreError::StaleLease(_))
+    ));
     // A second job of a running run leaves its start alone.
     queue(s, first.id, &s.jobs(first.id).await.expect("jobs")).await;
     let l4 = lease(s, "e", "l4", NOW + 50).await.expect("a job");
@@ -616,27 +746,54 @@ async fn fencing_refuses_stale_reports(db: &mut Db) {
     let run = queued_run(s, p.id, vec![job(0, &[], &[])]).await;
     lease(s, "e", "good", NOW).await.expect("a job");
     let before = job_of(s, run.id, 0).await;
-    let stale = s.finish_job("forged", finish(JobState::Succeeded, "done"), NOW + 1).await;
-    assert!(matches!(stale, Err(StoreError::StaleLease(ref l)) if l == "forged"), "{stale:?}");
-    assert_eq!(job_of(s, run.id, 0).await, before, "a stale report changes nothing");
+    let stale = s
+        .finish_job("forged", finish(JobState::Succeeded, "done"), NOW + 1)
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::StaleLease(ref l)) if l == "forged"),
+        "{stale:?}"
+    );
+    assert_eq!(
+        job_of(s, run.id, 0).await,
+        before,
+        "a stale report changes nothing"
+    );
 
     let done = s
         .finish_job("good", finish(JobState::Failed, "exit code 3"), NOW + 2)
         .await
         .expect("finish");
     assert_eq!(done.state, JobState::Failed);
-    assert_eq!((done.exit_code, done.message.as_deref()), (Some(3), Some("exit code 3")));
-    assert_eq!((done.finished_at, done.lease_id.as_deref()), (Some(NOW + 2), None));
+    assert_eq!(
+        (done.exit_code, done.message.as_deref()),
+        (Some(3), Some("exit code 3"))
+    );
+    assert_eq!(
+        (done.finished_at, done.lease_id.as_deref()),
+        (Some(NOW + 2), None)
+    );
     // The same report again (a retried request) is refused and changes nothing.
-    let again = s.finish_job("good", finish(JobState::Succeeded, "late"), NOW + 3).await;
+    let again = s
+        .finish_job("good", finish(JobState::Succeeded, "late"), NOW + 3)
+        .await;
     assert!(matches!(again, Err(StoreError::StaleLease(_))), "{again:?}");
     assert_eq!(job_of(s, run.id, 0).await, done);
-    assert_eq!(s.heartbeat("good", NOW + 4, TTL).await.expect("heartbeat"), LeaseCheck::Lost);
-    assert!(matches!(s.job_by_lease("good").await, Err(StoreError::StaleLease(_))));
+    assert_eq!(
+        s.heartbeat("good", NOW + 4, TTL).await.expect("heartbeat"),
+        LeaseCheck::Lost
+    );
+    assert!(matches!(
+        s.job_by_lease("good").await,
+        Err(StoreError::StaleLease(_))
+    ));
     // A lease only ends in a final state.
     let run2 = queued_run(s, p.id, vec![job(0, &[], &[])]).await;
     lease(s, "e", "l2", NOW).await.expect("a job");
-    assert!(s.finish_job("l2", finish(JobState::Queued, "?"), NOW).await.is_err());
+    assert!(
+        s.finish_job("l2", finish(JobState::Queued, "?"), NOW)
+            .await
+            .is_err()
+    );
     assert_eq!(job_of(s, run2.id, 0).await.state, JobState::Running);
 }
 
@@ -645,19 +802,49 @@ async fn heartbeat_lost_after_expiry(db: &mut Db) {
     let p = pipeline(s, "repo", "ci").await;
     let run = queued_run(s, p.id, vec![job(0, &[], &[])]).await;
     lease(s, "e1", "first", NOW).await.expect("a job");
-    assert_eq!(s.heartbeat("first", NOW + 10_000, TTL).await.expect("hb"), LeaseCheck::Ok);
-    assert_eq!(job_of(s, run.id, 0).await.lease_deadline, Some(NOW + 10_000 + TTL));
+    assert_eq!(
+        s.heartbeat("first", NOW + 10_000, TTL).await.expect("hb"),
+        LeaseCheck::Ok
+    );
+    assert_eq!(
+        job_of(s, run.id, 0).await.lease_deadline,
+        Some(NOW + 10_000 + TTL)
+    );
     // Not expired before the extended deadline.
-    assert!(s.expire_leases(NOW + TTL + 1, None, 3).await.expect("expire").is_empty());
-    let expired = s.expire_leases(NOW + 10_000 + TTL + 1, None, 3).await.expect("expire");
+    assert!(
+        s.expire_leases(NOW + TTL + 1, None, 3)
+            .await
+            .expect("expire")
+            .is_empty()
+    );
+    let expired = s
+        .expire_leases(NOW + 10_000 + TTL + 1, None, 3)
+        .await
+        .expect("expire");
     assert_eq!(expired.len(), 1);
-    assert_eq!(s.heartbeat("first", NOW + 50_000, TTL).await.expect("hb"), LeaseCheck::Lost);
-    let late = s.finish_job("first", finish(JobState::Succeeded, "done"), NOW + 50_000).await;
+    assert_eq!(
+        s.heartbeat("first", NOW + 50_000, TTL).await.expect("hb"),
+        LeaseCheck::Lost
+    );
+    let late = s
+        .finish_job("first", finish(JobState::Succeeded, "done"), NOW + 50_000)
+        .await;
     assert!(matches!(late, Err(StoreError::StaleLease(_))), "{late:?}");
-    let second = lease(s, "e2", "second", NOW + 60_000).await.expect("the job again");
-    assert_eq!((second.job.attempt, second.job.executor.as_deref()), (2, Some("e2")));
-    assert_eq!(s.heartbeat("first", NOW + 60_001, TTL).await.expect("hb"), LeaseCheck::Lost);
-    assert_eq!(s.heartbeat("second", NOW + 60_001, TTL).await.expect("hb"), LeaseCheck::Ok);
+    let second = lease(s, "e2", "second", NOW + 60_000)
+        .await
+        .expect("the job again");
+    assert_eq!(
+        (second.job.attempt, second.job.executor.as_deref()),
+        (2, Some("e2"))
+    );
+    assert_eq!(
+        s.heartbeat("first", NOW + 60_001, TTL).await.expect("hb"),
+        LeaseCheck::Lost
+    );
+    assert_eq!(
+        s.heartbeat("second", NOW + 60_001, TTL).await.expect("hb"),
+        LeaseCheck::Ok
+    );
 }
 
 async fn expire_requeues_then_errors(db: &mut Db) {
@@ -667,32 +854,71 @@ async fn expire_requeues_then_errors(db: &mut Db) {
     lease(s, "e1", "a1", NOW).await.expect("job 0");
     lease(s, "e1", "b1", NOW + TTL).await.expect("job 1");
     // Only job 0's deadline has passed.
-    let expired = s.expire_leases(NOW + TTL + 1, None, 2).await.expect("expire");
+    let expired = s
+        .expire_leases(NOW + TTL + 1, None, 2)
+        .await
+        .expect("expire");
     assert_eq!(expired.len(), 1);
     let e = &expired[0];
-    assert_eq!((e.executor.as_str(), e.job.idx, e.job.state, e.job.attempt), ("e1", 0, JobState::Queued, 1));
+    assert_eq!(
+        (e.executor.as_str(), e.job.idx, e.job.state, e.job.attempt),
+        ("e1", 0, JobState::Queued, 1)
+    );
     assert_eq!(e.job.lease_id, None);
-    assert_eq!(e.job.message.as_deref(), Some("lease expired on executor e1 after 1 attempt; queued again"));
+    assert_eq!(
+        e.job.message.as_deref(),
+        Some("lease expired on executor e1 after 1 attempt; queued again")
+    );
     assert_eq!(job_of(s, run.id, 1).await.state, JobState::Running);
 
-    let again = lease(s, "e2", "a2", NOW + 100_000).await.expect("job 0 again");
+    let again = lease(s, "e2", "a2", NOW + 100_000)
+        .await
+        .expect("job 0 again");
     assert_eq!((again.job.idx, again.job.attempt), (0, 2));
-    let expired = s.expire_leases(NOW + 200_000, None, 2).await.expect("expire");
+    let expired = s
+        .expire_leases(NOW + 200_000, None, 2)
+        .await
+        .expect("expire");
     let mut got: Vec<_> = expired
         .iter()
-        .map(|e| (e.job.idx, e.job.state, e.job.attempt, e.job.message.clone().unwrap_or_default()))
+        .map(|e| {
+            (
+                e.job.idx,
+                e.job.state,
+                e.job.attempt,
+                e.job.message.clone().unwrap_or_default(),
+            )
+        })
         .collect();
     got.sort_by_key(|g| g.0);
     assert_eq!(
         got,
         [
-            (0, JobState::Errored, 2, "lease expired on executor e2 after 2 attempts".to_owned()),
-            (1, JobState::Queued, 1, "lease expired on executor e1 after 1 attempt; queued again".to_owned()),
+            (
+                0,
+                JobState::Errored,
+                2,
+                "lease expired on executor e2 after 2 attempts".to_owned()
+            ),
+            (
+                1,
+                JobState::Queued,
+                1,
+                "lease expired on executor e1 after 1 attempt; queued again".to_owned()
+            ),
         ]
     );
     let errored = job_of(s, run.id, 0).await;
-    assert_eq!((errored.finished_at, errored.lease_id), (Some(NOW + 200_000), None));
-    assert!(s.expire_leases(NOW + 300_000, None, 2).await.expect("expire").is_empty());
+    assert_eq!(
+        (errored.finished_at, errored.lease_id),
+        (Some(NOW + 200_000), None)
+    );
+    assert!(
+        s.expire_leases(NOW + 300_000, None, 2)
+            .await
+            .expect("expire")
+            .is_empty()
+    );
 }
 
 async fn expire_by_executor(db: &mut Db) {
@@ -703,11 +929,17 @@ async fn expire_by_executor(db: &mut Db) {
     lease(s, "remote", "r1", NOW).await.expect("job 1");
     lease(s, "builtin", "b2", NOW).await.expect("job 2");
     // After a restart the built-in executor's leases are void, deadline or not.
-    let expired = s.expire_leases(NOW + 1, Some("builtin"), 3).await.expect("expire");
+    let expired = s
+        .expire_leases(NOW + 1, Some("builtin"), 3)
+        .await
+        .expect("expire");
     let idx: Vec<_> = expired.iter().map(|e| (e.job.idx, e.job.state)).collect();
     assert_eq!(idx, [(0, JobState::Queued), (2, JobState::Queued)]);
     assert!(expired.iter().all(|e| e.executor == "builtin"));
-    assert_eq!(s.heartbeat("r1", NOW + 2, TTL).await.expect("hb"), LeaseCheck::Ok);
+    assert_eq!(
+        s.heartbeat("r1", NOW + 2, TTL).await.expect("hb"),
+        LeaseCheck::Ok
+    );
     assert_eq!(job_of(s, run.id, 1).await.state, JobState::Running);
 }
 
@@ -762,8 +994,20 @@ async fn transitions(db: &mut Db) {
         got,
         [
             (0, JobState::Running, None, Some(NOW + 1), None),
-            (1, JobState::Skipped, Some("skipped: needs `build` failed".into()), None, Some(NOW + 1)),
-            (2, JobState::Cancelled, Some("cancelled".into()), None, Some(NOW + 1)),
+            (
+                1,
+                JobState::Skipped,
+                Some("skipped: needs `build` failed".into()),
+                None,
+                Some(NOW + 1)
+            ),
+            (
+                2,
+                JobState::Cancelled,
+                Some("cancelled".into()),
+                None,
+                Some(NOW + 1)
+            ),
             (3, JobState::Pending, None, Some(NOW + 1), None),
             (4, JobState::Pending, None, None, None),
         ]
@@ -795,16 +1039,28 @@ async fn cancel_with_running_jobs(db: &mut Db) {
             (JobState::Cancelled, false, Some(NOW + 7)),
         ]
     );
-    assert_eq!(s.heartbeat("l0", NOW + 8, TTL).await.expect("hb"), LeaseCheck::Cancelled);
-    assert!(lease(s, "e", "l1", NOW + 9).await.is_none(), "cancelled jobs are not handed out");
-    let done = s.finish_job("l0", finish(JobState::Cancelled, "cancelled"), NOW + 10).await.expect("finish");
+    assert_eq!(
+        s.heartbeat("l0", NOW + 8, TTL).await.expect("hb"),
+        LeaseCheck::Cancelled
+    );
+    assert!(
+        lease(s, "e", "l1", NOW + 9).await.is_none(),
+        "cancelled jobs are not handed out"
+    );
+    let done = s
+        .finish_job("l0", finish(JobState::Cancelled, "cancelled"), NOW + 10)
+        .await
+        .expect("finish");
     assert_eq!(done.state, JobState::Cancelled);
 
     // A cancel-requested job whose lease expires is cancelled, not requeued.
     let run2 = queued_run(s, p.id, vec![job(0, &[], &[])]).await;
     lease(s, "e", "m0", NOW).await.expect("job");
     s.request_cancel(run2.id, NOW + 1).await.expect("cancel");
-    let expired = s.expire_leases(NOW + TTL + 1, None, 5).await.expect("expire");
+    let expired = s
+        .expire_leases(NOW + TTL + 1, None, 5)
+        .await
+        .expect("expire");
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].job.state, JobState::Cancelled);
 }
@@ -814,12 +1070,24 @@ async fn cancel_with_nothing_running(db: &mut Db) {
     let p = pipeline(s, "repo", "ci").await;
     let run = create(s, new_run(p.id, vec![job(0, &[], &[]), job(1, &[0], &[])])).await;
     let after = s.request_cancel(run.id, NOW + 3).await.expect("cancel");
-    assert_eq!((after.state, after.finished_at, after.cancel_requested), (RunState::Cancelled, Some(NOW + 3), true));
-    assert!(s.jobs(run.id).await.expect("jobs").iter().all(|j| j.state == JobState::Cancelled));
+    assert_eq!(
+        (after.state, after.finished_at, after.cancel_requested),
+        (RunState::Cancelled, Some(NOW + 3), true)
+    );
+    assert!(
+        s.jobs(run.id)
+            .await
+            .expect("jobs")
+            .iter()
+            .all(|j| j.state == JobState::Cancelled)
+    );
     // Cancelling a finished run changes nothing.
     let again = s.request_cancel(run.id, NOW + 9).await.expect("cancel");
     assert_eq!(again, after);
-    assert!(matches!(s.request_cancel(9999, NOW).await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.request_cancel(9999, NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn run_states_and_lookups(db: &mut Db) {
@@ -832,22 +1100,52 @@ async fn run_states_and_lookups(db: &mut Db) {
         }
         v
     };
-    s.set_run_state(runs[0].id, RunState::Running, NOW + 1).await.expect("state");
-    s.set_run_state(runs[0].id, RunState::Running, NOW + 2).await.expect("state");
-    s.set_run_state(runs[0].id, RunState::Succeeded, NOW + 3).await.expect("state");
-    s.set_run_state(runs[1].id, RunState::Failed, NOW + 4).await.expect("state");
-    s.set_run_state(runs[2].id, RunState::Running, NOW + 5).await.expect("state");
-    s.set_run_state(runs[3].id, RunState::Cancelled, NOW + 6).await.expect("state");
+    s.set_run_state(runs[0].id, RunState::Running, NOW + 1)
+        .await
+        .expect("state");
+    s.set_run_state(runs[0].id, RunState::Running, NOW + 2)
+        .await
+        .expect("state");
+    s.set_run_state(runs[0].id, RunState::Succeeded, NOW + 3)
+        .await
+        .expect("state");
+    s.set_run_state(runs[1].id, RunState::Failed, NOW + 4)
+        .await
+        .expect("state");
+    s.set_run_state(runs[2].id, RunState::Running, NOW + 5)
+        .await
+        .expect("state");
+    s.set_run_state(runs[3].id, RunState::Cancelled, NOW + 6)
+        .await
+        .expect("state");
     assert!(matches!(
         s.set_run_state(9999, RunState::Running, NOW).await,
         Err(StoreError::NotFound(_))
     ));
     let r0 = s.run(runs[0].id).await.expect("run");
-    assert_eq!((r0.state, r0.started_at, r0.finished_at), (RunState::Succeeded, Some(NOW + 1), Some(NOW + 3)));
-    let active: Vec<_> = s.active_runs().await.expect("active").iter().map(|r| r.number).collect();
+    assert_eq!(
+        (r0.state, r0.started_at, r0.finished_at),
+        (RunState::Succeeded, Some(NOW + 1), Some(NOW + 3))
+    );
+    let active: Vec<_> = s
+        .active_runs()
+        .await
+        .expect("active")
+        .iter()
+        .map(|r| r.number)
+        .collect();
     assert_eq!(active, [3, 5], "not final, oldest first");
-    for (before, expect) in [(1, None), (2, Some(1)), (3, Some(2)), (5, Some(4)), (6, Some(4))] {
-        let prev = s.previous_finished_run(p.id, before).await.expect("previous");
+    for (before, expect) in [
+        (1, None),
+        (2, Some(1)),
+        (3, Some(2)),
+        (5, Some(4)),
+        (6, Some(4)),
+    ] {
+        let prev = s
+            .previous_finished_run(p.id, before)
+            .await
+            .expect("previous");
         assert_eq!(prev.map(|r| r.number), expect, "before #{before}");
     }
 }
@@ -862,49 +1160,102 @@ async fn list_runs_pages_and_filters(db: &mut Db) {
         let p = [a_ci.id, a_rel.id, b_ci.id][i % 3];
         let run = create(s, new_run(p, vec![])).await;
         if i % 5 == 0 {
-            s.set_run_state(run.id, RunState::Failed, NOW).await.expect("state");
+            s.set_run_state(run.id, RunState::Failed, NOW)
+                .await
+                .expect("state");
         }
         ids.push((run.id, p, i % 5 == 0));
     }
     let list = async |filter: RunFilter| -> Vec<i64> {
-        s.list_runs(&filter).await.expect("list").iter().map(|r| r.id).collect()
+        s.list_runs(&filter)
+            .await
+            .expect("list")
+            .iter()
+            .map(|r| r.id)
+            .collect()
     };
     let expect = |pred: &dyn Fn(i64, bool) -> bool| -> Vec<i64> {
-        ids.iter().rev().filter(|(_, p, f)| pred(*p, *f)).map(|(id, _, _)| *id).collect()
+        ids.iter()
+            .rev()
+            .filter(|(_, p, f)| pred(*p, *f))
+            .map(|(id, _, _)| *id)
+            .collect()
     };
     // Pages of 7, following the cursor, give every run once, newest first.
     let mut paged = Vec::new();
     let mut before = None;
     loop {
-        let page = list(RunFilter { before, limit: 7, ..RunFilter::default() }).await;
+        let page = list(RunFilter {
+            before,
+            limit: 7,
+            ..RunFilter::default()
+        })
+        .await;
         assert!(page.len() <= 7);
         let Some(&last) = page.last() else { break };
         paged.extend(page);
         before = Some(last);
     }
     assert_eq!(paged, expect(&|_, _| true));
-    assert_eq!(list(RunFilter::default()).await, expect(&|_, _| true), "limit 0 is the default page");
+    assert_eq!(
+        list(RunFilter::default()).await,
+        expect(&|_, _| true),
+        "limit 0 is the default page"
+    );
     let repo = |r: &str| Some(r.to_owned());
     for (filter, want) in [
-        (RunFilter { repo: repo("a"), ..RunFilter::default() }, expect(&|p, _| p != b_ci.id)),
         (
-            RunFilter { repo: repo("a"), pipeline: repo("ci"), ..RunFilter::default() },
+            RunFilter {
+                repo: repo("a"),
+                ..RunFilter::default()
+            },
+            expect(&|p, _| p != b_ci.id),
+        ),
+        (
+            RunFilter {
+                repo: repo("a"),
+                pipeline: repo("ci"),
+                ..RunFilter::default()
+            },
             expect(&|p, _| p == a_ci.id),
         ),
         (
-            RunFilter { pipeline: repo("ci"), ..RunFilter::default() },
+            RunFilter {
+                pipeline: repo("ci"),
+                ..RunFilter::default()
+            },
             expect(&|p, _| p != a_rel.id),
         ),
         (
-            RunFilter { states: vec![RunState::Failed], ..RunFilter::default() },
+            RunFilter {
+                states: vec![RunState::Failed],
+                ..RunFilter::default()
+            },
             expect(&|_, f| f),
         ),
         (
-            RunFilter { states: vec![RunState::Queued, RunState::Failed], repo: repo("b"), ..RunFilter::default() },
+            RunFilter {
+                states: vec![RunState::Queued, RunState::Failed],
+                repo: repo("b"),
+                ..RunFilter::default()
+            },
             expect(&|p, _| p == b_ci.id),
         ),
-        (RunFilter { repo: repo("nope"), ..RunFilter::default() }, vec![]),
-        (RunFilter { repo: repo("b"), limit: 2, ..RunFilter::default() }, expect(&|p, _| p == b_ci.id)[..2].to_vec()),
+        (
+            RunFilter {
+                repo: repo("nope"),
+                ..RunFilter::default()
+            },
+            vec![],
+        ),
+        (
+            RunFilter {
+                repo: repo("b"),
+                limit: 2,
+                ..RunFilter::default()
+            },
+            expect(&|p, _| p == b_ci.id)[..2].to_vec(),
+        ),
     ] {
         assert_eq!(list(filter.clone()).await, want, "{filter:?}");
     }
@@ -913,7 +1264,7 @@ async fn list_runs_pages_and_filters(db: &mut Db) {
 async fn many_runs(db: &mut Db) {
     // Enough runs that a missing index or a scan per page would show; the 100,000-run
     // timing lives in the benchmark, this checks correctness at volume.
-    const RUNS: i64 = 3_000;
+    const RUNS: i64 = 2_000;
     let p = pipeline(&*db.store, "big", "ci").await;
     let mut tasks = Vec::new();
     for w in 0..4 {
@@ -937,7 +1288,12 @@ async fn many_runs(db: &mut Db) {
     loop {
         let page = db
             .store
-            .list_runs(&RunFilter { repo: Some("big".into()), before, limit: 500, ..RunFilter::default() })
+            .list_runs(&RunFilter {
+                repo: Some("big".into()),
+                before,
+                limit: 500,
+                ..RunFilter::default()
+            })
             .await
             .expect("list");
         let Some(last) = page.last() else { break };
@@ -962,33 +1318,66 @@ async fn artifacts(db: &mut Db) {
         digest: digest.into(),
         size,
     };
-    s.add_artifacts(&[row(1, "dist/app", "aa", 10), row(0, "z.txt", "bb", 2), row(0, "a.txt", "cc", 3)])
-        .await
-        .expect("add");
+    s.add_artifacts(&[
+        row(1, "dist/app", "aa", 10),
+        row(0, "z.txt", "bb", 2),
+        row(0, "a.txt", "cc", 3),
+    ])
+    .await
+    .expect("add");
     // An upload retried after a crash replaces its rows.
-    s.add_artifacts(&[row(1, "dist/app", "dd", 11)]).await.expect("add again");
+    s.add_artifacts(&[row(1, "dist/app", "dd", 11)])
+        .await
+        .expect("add again");
     assert_eq!(
         s.artifacts(run.id).await.expect("list"),
-        [row(0, "a.txt", "cc", 3), row(0, "z.txt", "bb", 2), row(1, "dist/app", "dd", 11)]
+        [
+            row(0, "a.txt", "cc", 3),
+            row(0, "z.txt", "bb", 2),
+            row(1, "dist/app", "dd", 11)
+        ]
     );
     let bad = s.add_artifacts(&[row(7, "x", "ee", 1)]).await;
     assert!(matches!(bad, Err(StoreError::NotFound(_))), "{bad:?}");
-    assert_eq!(s.artifacts(run.id).await.expect("list").len(), 3, "nothing of a failed batch stays");
+    assert_eq!(
+        s.artifacts(run.id).await.expect("list").len(),
+        3,
+        "nothing of a failed batch stays"
+    );
 }
 
 async fn tokens(db: &mut Db) {
     let s = &*db.store;
-    let admin = s.create_token("admin", "admin", "hash-1", NOW).await.expect("token");
-    assert_eq!((admin.name.as_str(), admin.kind.as_str(), admin.created_at, admin.revoked_at), ("admin", "admin", NOW, None));
-    assert_eq!(s.token_by_hash("hash-1").await.expect("lookup"), Some(admin.clone()));
+    let admin = s
+        .create_token("admin", "admin", "hash-1", NOW)
+        .await
+        .expect("token");
+    assert_eq!(
+        (
+            admin.name.as_str(),
+            admin.kind.as_str(),
+            admin.created_at,
+            admin.revoked_at
+        ),
+        ("admin", "admin", NOW, None)
+    );
+    assert_eq!(
+        s.token_by_hash("hash-1").await.expect("lookup"),
+        Some(admin.clone())
+    );
     assert_eq!(s.token_by_hash("nope").await.expect("lookup"), None);
     let dup = s.create_token("admin", "admin", "hash-2", NOW).await;
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     // Rotation: revoke, then the name is free again.
     s.revoke_token("admin", NOW + 1).await.expect("revoke");
     assert_eq!(s.token_by_hash("hash-1").await.expect("lookup"), None);
-    let rotated = s.create_token("admin", "admin", "hash-2", NOW + 2).await.expect("token");
-    s.create_token("build-1", "agent", "hash-3", NOW + 3).await.expect("token");
+    let rotated = s
+        .create_token("admin", "admin", "hash-2", NOW + 2)
+        .await
+        .expect("token");
+    s.create_token("build-1", "agent", "hash-3", NOW + 3)
+        .await
+        .expect("token");
     let all: Vec<_> = s
         .list_tokens()
         .await
@@ -1004,8 +1393,14 @@ async fn tokens(db: &mut Db) {
             ("build-1".into(), "hash-3".into(), None),
         ]
     );
-    assert_eq!(s.token_by_hash("hash-2").await.expect("lookup"), Some(rotated));
-    assert!(matches!(s.revoke_token("ghost", NOW).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        s.token_by_hash("hash-2").await.expect("lookup"),
+        Some(rotated)
+    );
+    assert!(matches!(
+        s.revoke_token("ghost", NOW).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn queue_stats(db: &mut Db) {
@@ -1015,7 +1410,9 @@ async fn queue_stats(db: &mut Db) {
     let r1 = queued_run(s, p.id, (0..3).map(|i| job(i, &[], &[])).collect()).await;
     create(s, new_run(p.id, vec![job(0, &[], &[])])).await;
     let r3 = create(s, new_run(p.id, vec![])).await;
-    s.set_run_state(r3.id, RunState::Failed, NOW).await.expect("state");
+    s.set_run_state(r3.id, RunState::Failed, NOW)
+        .await
+        .expect("state");
     lease(s, "e", "l", NOW).await.expect("a job");
     let _ = r1;
     assert_eq!(
@@ -1031,15 +1428,32 @@ async fn queue_stats(db: &mut Db) {
 
 async fn restart_keeps_everything(db: &mut Db) {
     let p = pipeline(&*db.store, "repo", "ci").await;
-    let run = queued_run(&*db.store, p.id, vec![job(0, &[], &[("os", "linux")]), job(1, &[0], &[])]).await;
+    let run = queued_run(
+        &*db.store,
+        p.id,
+        vec![job(0, &[], &[("os", "linux")]), job(1, &[0], &[])],
+    )
+    .await;
     let leased = db
         .store
-        .lease_next("builtin", &labels(&[("os", "linux")]), "before-restart", NOW, TTL)
+        .lease_next(
+            "builtin",
+            &labels(&[("os", "linux")]),
+            "before-restart",
+            NOW,
+            TTL,
+        )
         .await
         .expect("lease")
         .expect("a job");
-    db.store.create_token("admin", "admin", "h", NOW).await.expect("token");
-    db.store.set_ref_head(p.repo_id, "refs/heads/main", "abc").await.expect("head");
+    db.store
+        .create_token("admin", "admin", "h", NOW)
+        .await
+        .expect("token");
+    db.store
+        .set_ref_head(p.repo_id, "refs/heads/main", "abc")
+        .await
+        .expect("head");
     let jobs_before = db.store.jobs(run.id).await.expect("jobs");
     let run_before = db.store.run(run.id).await.expect("run");
 
@@ -1047,12 +1461,24 @@ async fn restart_keeps_everything(db: &mut Db) {
     let s = &*db.store;
     assert_eq!(s.run(run.id).await.expect("run"), run_before);
     assert_eq!(s.jobs(run.id).await.expect("jobs"), jobs_before);
-    assert_eq!(s.job_by_lease("before-restart").await.expect("job"), leased.job);
+    assert_eq!(
+        s.job_by_lease("before-restart").await.expect("job"),
+        leased.job
+    );
     assert!(s.token_by_hash("h").await.expect("token").is_some());
-    assert_eq!(s.ref_heads(p.repo_id).await.expect("heads"), labels(&[("refs/heads/main", "abc")]));
+    assert_eq!(
+        s.ref_heads(p.repo_id).await.expect("heads"),
+        labels(&[("refs/heads/main", "abc")])
+    );
     // Numbering continues, the lease can be expired as a restarted server does.
     assert_eq!(create(s, new_run(p.id, vec![])).await.number, 2);
-    let expired = s.expire_leases(NOW + 1, Some("builtin"), 3).await.expect("expire");
+    let expired = s
+        .expire_leases(NOW + 1, Some("builtin"), 3)
+        .await
+        .expect("expire");
     assert_eq!(expired.len(), 1);
-    assert_eq!((expired[0].job.state, expired[0].job.attempt), (JobState::Queued, 1));
+    assert_eq!(
+        (expired[0].job.state, expired[0].job.attempt),
+        (JobState::Queued, 1)
+    );
 }

@@ -1,6 +1,6 @@
 //! `gantry trigger REPO`: starts runs of a repository's pipelines on a server, and with
-//! `--wait` waits for them. The server validates the parameters; a refusal starts nothing
-//! and is shown with the parameters the pipeline declares.
+//! `--wait` waits for them. The server validates the parameters (its diagnostics name
+//! the declared ones); a refusal starts nothing.
 
 use std::time::Duration;
 
@@ -35,9 +35,8 @@ pub fn trigger(args: TriggerArgs, color: ColorChoice) -> Result<Exit, CliError> 
         {
             Ok(runs) => runs,
             Err(CliError::Invalid(msg)) => {
-                let note = declared_params(&api, &args).await;
                 return Err(CliError::Invalid(format!(
-                    "{msg}\n  note: nothing was started{note}"
+                    "{msg}\n  note: nothing was started"
                 )));
             }
             Err(e) => return Err(e),
@@ -111,35 +110,4 @@ async fn wait(api: &Api, runs: &[Run], paint: Paint) -> Result<Exit, CliError> {
         };
     }
     Ok(exit)
-}
-
-/// `; declared parameters: A (string), B (bool)` for the pipeline, when it is named and the
-/// server can say; empty otherwise (the server's message stands alone).
-async fn declared_params(api: &Api, args: &TriggerArgs) -> String {
-    let Some(pipeline) = &args.pipeline else {
-        return String::new();
-    };
-    let Ok(params) = api
-        .get::<Vec<serde_json::Value>>(
-            &["api", "repos", &args.repo, "pipelines", pipeline, "params"],
-            &[],
-        )
-        .await
-    else {
-        return String::new();
-    };
-    if params.is_empty() {
-        return "\n  note: the pipeline declares no parameters".to_owned();
-    }
-    let list: Vec<String> = params
-        .iter()
-        .map(|p| {
-            let name = p["name"].as_str().unwrap_or("?");
-            match p["type"].as_str() {
-                Some(kind) => format!("{name} ({kind})"),
-                None => name.to_owned(),
-            }
-        })
-        .collect();
-    format!("\n  note: declared parameters: {}", list.join(", "))
 }

@@ -76,7 +76,10 @@ pub fn build(settings: &SmtpSettings, to: &[String], msg: &NotifyMessage) -> Res
     builder.body(msg.text()).map_err(NotifyError::Email)
 }
 
-fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
+fn transport(
+    settings: &SmtpSettings,
+    timeout: Duration,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, NotifyError> {
     let server = format!("{}:{}", settings.host, settings.port);
     let smtp = |source| NotifyError::Smtp {
         server: server.clone(),
@@ -89,7 +92,7 @@ fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
         }
         SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(smtp)?,
     };
-    let mut builder = builder.port(settings.port).timeout(Some(TIMEOUT));
+    let mut builder = builder.port(settings.port).timeout(Some(timeout));
     if let Some(user) = &settings.username {
         let password = settings.password.clone().unwrap_or_default();
         builder = builder.credentials(Credentials::new(user.clone(), password));
@@ -97,17 +100,33 @@ fn transport(settings: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executo
     Ok(builder.build())
 }
 
-/// Sends `msg` to the addresses `to` through the mail server of `settings`.
+/// Sends `msg` to the addresses `to` through the mail server of `settings`, within
+/// [`TIMEOUT`].
 pub async fn send(settings: &SmtpSettings, to: &[String], msg: &NotifyMessage) -> Result<(), NotifyError> {
+    send_with_timeout(settings, to, msg, TIMEOUT).await
+}
+
+/// [`send`] with another time limit for the whole conversation.
+pub async fn send_with_timeout(
+    settings: &SmtpSettings,
+    to: &[String],
+    msg: &NotifyMessage,
+    timeout: Duration,
+) -> Result<(), NotifyError> {
     let email = build(settings, to, msg)?;
-    let mailer = transport(settings)?;
+    let mailer = transport(settings, timeout)?;
     let server = format!("{}:{}", settings.host, settings.port);
-    match tokio::time::timeout(TIMEOUT, mailer.send(email)).await {
+    let timed_out = || NotifyError::Timeout {
+        target: server.clone(),
+        timeout,
+    };
+    match tokio::time::timeout(timeout, mailer.send(email)).await {
         Ok(Ok(_response)) => Ok(()),
-        Ok(Err(source)) => Err(NotifyError::Smtp { server, source }),
-        Err(_) => Err(NotifyError::Timeout {
-            target: server,
-            timeout: TIMEOUT,
+        Ok(Err(source)) if source.is_timeout() => Err(timed_out()),
+        Ok(Err(source)) => Err(NotifyError::Smtp {
+            server: server.clone(),
+            source,
         }),
+        Err(_) => Err(timed_out()),
     }
 }

@@ -6,4 +6,4 @@ pub mod email;
 mod message;
 pub mod webhook;
 
-pub use message::{NotifyMessage, resolve_target, should_notify};
+pub use message::{NotifyError, NotifyMessage, resolve_target, should_notify};

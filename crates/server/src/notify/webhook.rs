@@ -32,8 +32,14 @@ pub fn body(msg: &NotifyMessage) -> Value {
     if !msg.failed_jobs.is_empty() {
         fields.push(field("Failed jobs", &msg.failed_jobs.join(", "), false));
     }
+    // Receivers that show only `text` still get the essentials on one line.
+    let failed = if msg.failed_jobs.is_empty() {
+        String::new()
+    } else {
+        format!(" — failed: {}", escape(&msg.failed_jobs.join(", ")))
+    };
     json!({
-        "text": format!("{headline} <{}|details>", msg.link),
+        "text": format!("{headline}{failed} <{}|details>", msg.link),
         "attachments": [{
             "fallback": format!("{headline}: {}", msg.link),
             "color": color,
@@ -68,12 +74,23 @@ pub fn display_url(url: &str) -> String {
     }
 }
 
-/// Posts `msg` to `url`. Any 2xx answer is success; a receiver that answers otherwise, or
-/// takes longer than [`TIMEOUT`], fails with the status and the start of its answer.
+/// Posts `msg` to `url`. Any 2xx answer is success; a receiver that answers otherwise
+/// fails with the status and the start of its answer, one that takes longer than
+/// [`TIMEOUT`] with [`NotifyError::Timeout`].
 pub async fn send(
     client: &reqwest::Client,
     url: &str,
     msg: &NotifyMessage,
+) -> Result<(), NotifyError> {
+    send_with_timeout(client, url, msg, TIMEOUT).await
+}
+
+/// [`send`] with another time limit.
+pub async fn send_with_timeout(
+    client: &reqwest::Client,
+    url: &str,
+    msg: &NotifyMessage,
+    timeout: Duration,
 ) -> Result<(), NotifyError> {
     let shown = display_url(url);
     let http = |e: reqwest::Error| NotifyError::Http {
@@ -83,7 +100,7 @@ pub async fn send(
     let request = async {
         let response = client
             .post(url)
-            .timeout(TIMEOUT)
+            .timeout(timeout)
             .json(&body(msg))
             .send()
             .await
@@ -99,14 +116,16 @@ pub async fn send(
             body: text.chars().take(200).collect::<String>().trim().to_string(),
         })
     };
-    // reqwest's own timeout covers the request; this one also bounds DNS and a body that
-    // trickles in.
-    match tokio::time::timeout(TIMEOUT + Duration::from_secs(1), request).await {
+    // reqwest's own timeout covers the request; this one also bounds reading the error
+    // body, and reports both the same way.
+    let timed_out = || NotifyError::Timeout {
+        target: shown.clone(),
+        timeout,
+    };
+    match tokio::time::timeout(timeout, request).await {
+        Ok(Err(NotifyError::Http { source, .. })) if source.is_timeout() => Err(timed_out()),
         Ok(result) => result,
-        Err(_) => Err(NotifyError::Timeout {
-            target: shown.clone(),
-            timeout: TIMEOUT,
-        }),
+        Err(_) => Err(timed_out()),
     }
 }
 

@@ -90,10 +90,18 @@ mod tests {
     }
 
     fn iso(ms: i64) -> String {
-        to_time(ms)
-            .expect("in range")
-            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-            .to_string()
+        use chrono::{Datelike, Timelike};
+        let t = to_time(ms).expect("in range");
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.timestamp_subsec_millis()
+        )
     }
 
     #[test]
