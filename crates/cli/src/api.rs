@@ -376,10 +376,28 @@ mod tests {
         };
         check(401, "missing token", false, 1, "set GANTRY_TOKEN");
         check(401, "bad token", true, 1, "gantry token rotate");
-        check(422, "unknown parameter \"X\"", true, 2, "error: unknown parameter");
+        check(
+            422,
+            "unknown parameter \"X\"",
+            true,
+            2,
+            "error: unknown parameter",
+        );
         check(404, "", true, 2, "error: not found");
-        check(422, "error: bad param\n --> gantry.yml:3:1", true, 2, "error: bad param\n");
-        check(500, "database error", true, 1, "failed: database error (HTTP 500)");
+        check(
+            422,
+            "error: bad param\n --> gantry.yml:3:1",
+            true,
+            2,
+            "error: bad param\n",
+        );
+        check(
+            500,
+            "database error",
+            true,
+            1,
+            "failed: database error (HTTP 500)",
+        );
     }
 
     #[test]

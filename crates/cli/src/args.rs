@@ -151,12 +151,21 @@ their results and artifacts.";
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// The gantry server's URL.
-    #[arg(long, value_name = "URL", env = "GANTRY_SERVER",
-          default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "GANTRY_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub server: String,
 
     /// API token (better given through the environment than on the command line).
-    #[arg(long, value_name = "TOKEN", env = "GANTRY_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GANTRY_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 }
 
@@ -197,9 +206,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "HOST")]
     pub smtp_host: Option<String>,
 
-    /// SMTP port.
-    #[arg(long, value_name = "PORT", default_value_t = 25, requires = "smtp_host")]
-    pub smtp_port: u16,
+    /// SMTP port (default: 25 with --smtp-tls none, 587 with starttls, 465 with tls).
+    #[arg(long, value_name = "PORT", requires = "smtp_host")]
+    pub smtp_port: Option<u16>,
 
     /// Sender address of notification emails.
     #[arg(long, value_name = "ADDRESS", requires = "smtp_host")]
@@ -210,13 +219,26 @@ pub struct ServeArgs {
     #[arg(long, value_name = "USER", requires = "smtp_host")]
     pub smtp_username: Option<String>,
 
-    /// Upgrade the SMTP connection with STARTTLS.
-    #[arg(long, requires = "smtp_host")]
-    pub smtp_starttls: bool,
+    /// How the SMTP connection is secured: starttls (must succeed), tls (from the first
+    /// byte), none (a relay on loopback or a trusted network).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SmtpTlsChoice::Starttls,
+          requires = "smtp_host")]
+    pub smtp_tls: SmtpTlsChoice,
 
     /// Where the built-in executor runs jobs (as for `gantry run`).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+}
+
+/// `--smtp-tls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SmtpTlsChoice {
+    /// Plain text.
+    None,
+    /// A plain connection upgraded with STARTTLS, which must succeed.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
 }
 
 /// `gantry token …`.
@@ -318,7 +340,8 @@ pub struct TriggerArgs {
     #[arg(long, value_name = "NAME")]
     pub pipeline: Option<String>,
 
-    /// The branch or tag to build (default: the pipeline's default branch).
+    /// The branch or tag to build (default: `main`, `master` or `develop`, whichever the
+    /// repository has).
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
 

@@ -117,13 +117,23 @@ mod tests {
             vec![ev("line", "hello", Some("12"))],
         );
         check(
-            &["event: li", "ne\r\ndata:a\r", "\ndata: b\r\n\r\n: keep-alive\n\n"],
+            &[
+                "event: li",
+                "ne\r\ndata:a\r",
+                "\ndata: b\r\n\r\n: keep-alive\n\n",
+            ],
             vec![ev("line", "a\nb", None)],
         );
-        check(&["data: x\r\rdata: y\n\n"], vec![ev("message", "x", None), ev("message", "y", None)]);
+        check(
+            &["data: x\r\rdata: y\n\n"],
+            vec![ev("message", "x", None), ev("message", "y", None)],
+        );
         check(&["event: end\nid: 40\n\n"], vec![ev("end", "", Some("40"))]);
         check(&["event: end\n\n"], vec![ev("end", "", None)]);
         check(&["retry: 10\n\n", "data: incomplete"], vec![]);
-        check(&["data:  two spaces\n\n"], vec![ev("message", " two spaces", None)]);
+        check(
+            &["data:  two spaces\n\n"],
+            vec![ev("message", " two spaces", None)],
+        );
     }
 }

@@ -55,7 +55,11 @@ mod tests {
     #[test]
     fn columns_line_up_with_colors() {
         let mut t = Table::new(&["A", "BB", "C"]);
-        t.row(vec!["\u{1b}[32mlong\u{1b}[0m".into(), "x".into(), String::new()]);
+        t.row(vec![
+            "\u{1b}[32mlong\u{1b}[0m".into(),
+            "x".into(),
+            String::new(),
+        ]);
         t.row(vec!["y".into()]);
         let plain = console::strip_ansi_codes(&t.render()).into_owned();
         assert_eq!(plain, "A     BB  C\nlong  x\ny\n");

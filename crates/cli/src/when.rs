@@ -67,7 +67,10 @@ mod tests {
             assert_eq!(ago(parse(then).expect(then), now), want, "{then}");
         }
         assert_eq!(took(Some(123_000), None, true, now), "2m03s");
-        assert_eq!(took(None, Some("2026-11-29T11:59:48Z"), false, now), "12.0s…");
+        assert_eq!(
+            took(None, Some("2026-11-29T11:59:48Z"), false, now),
+            "12.0s…"
+        );
         assert_eq!(took(None, None, false, now), "");
         assert!(parse("yesterday").is_none());
     }

@@ -176,7 +176,10 @@ impl Server {
                 return value;
             }
             if started.elapsed() > DEADLINE {
-                panic!("timed out waiting for {what}; server output:\n{}", self.output());
+                panic!(
+                    "timed out waiting for {what}; server output:\n{}",
+                    self.output()
+                );
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -309,7 +312,13 @@ impl Repo {
 
 /// One HTTP/1.1 request; returns the status and the body (the server closes the
 /// connection, so the body is everything after the headers).
-fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let host = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(host).expect("connect to the server");
     stream
@@ -326,7 +335,9 @@ fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
     stream.write_all(req.as_bytes()).expect("send");
     stream.write_all(body).expect("send body");
     let mut response = Vec::new();
-    stream.read_to_end(&mut response).expect("read the response");
+    stream
+        .read_to_end(&mut response)
+        .expect("read the response");
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split_whitespace()
@@ -334,7 +345,10 @@ fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("not an HTTP response: {text}"));
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_owned()
@@ -408,7 +422,10 @@ fn poll_starts_one_run_per_new_commit() {
     let added = server.ok(&["repo", "add", "app", &repo.url()]);
     assert!(added.contains("registered repository app"), "{added}");
     let listed = server.ok(&["repo", "list"]);
-    assert!(listed.contains("app") && listed.contains(&repo.url()), "{listed}");
+    assert!(
+        listed.contains("app") && listed.contains(&repo.url()),
+        "{listed}"
+    );
 
     // Let the server see the repository as it is before pushing.
     wait_polls(&server, "app", 1);
@@ -417,9 +434,14 @@ fn poll_starts_one_run_per_new_commit() {
     let commit = repo.commit("README.md", "second\n", "second commit");
     let run = server.wait_for("the run of the pushed commit to finish", || {
         let runs = server.runs("app");
-        let mine: Vec<&Value> = runs.iter().filter(|r| r["commit"] == commit.as_str()).collect();
+        let mine: Vec<&Value> = runs
+            .iter()
+            .filter(|r| r["commit"] == commit.as_str())
+            .collect();
         assert!(mine.len() <= 1, "more than one run for {commit}: {runs:#?}");
-        mine.first().filter(|r| is_final(&r["state"])).map(|r| (*r).clone())
+        mine.first()
+            .filter(|r| is_final(&r["state"]))
+            .map(|r| (*r).clone())
     });
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
     assert_eq!(run["ref"], "refs/heads/develop", "{run:#}");
@@ -444,13 +466,20 @@ fn poll_starts_one_run_per_new_commit() {
     assert!(followed.contains("hello from gantry"), "{followed}");
 
     let table = server.ok(&["runs", "app"]);
-    assert!(table.contains("succeeded") && table.contains("develop"), "{table}");
+    assert!(
+        table.contains("succeeded") && table.contains("develop"),
+        "{table}"
+    );
 
     // Nothing new pushed: several more polls start nothing.
     let count = server.runs("app").len();
     wait_polls(&server, "app", 3);
     let after = server.runs("app");
-    assert_eq!(after.len(), count, "a poll without a new commit started a run: {after:#?}");
+    assert_eq!(
+        after.len(),
+        count,
+        "a poll without a new commit started a run: {after:#?}"
+    );
 }
 
 /// Waits until the repository was polled `n` more times (its `last_polled_at` changed
@@ -516,10 +545,17 @@ fn kill_9_loses_no_run() {
     let token = server.token.clone();
     let data_dir = server.data.clone();
     drop(server);
-    let server = Server::start(&data_dir, Some(&token), &["--jobs", "1", "--poll-interval", "1h"]);
+    let server = Server::start(
+        &data_dir,
+        Some(&token),
+        &["--jobs", "1", "--poll-interval", "1h"],
+    );
 
     let runs = server.wait_final("slow", 3);
-    let mut numbers: Vec<i64> = runs.iter().map(|r| r["number"].as_i64().expect("n")).collect();
+    let mut numbers: Vec<i64> = runs
+        .iter()
+        .map(|r| r["number"].as_i64().expect("n"))
+        .collect();
     numbers.sort_unstable();
     assert_eq!(numbers, [1, 2, 3], "{runs:#?}");
     for id in &ids {
@@ -528,11 +564,18 @@ fn kill_9_loses_no_run() {
         let job = &run["jobs"][0];
         let attempt = job["attempt"].as_i64().expect("attempt");
         let log = server.ok(&["logs", &id.to_string(), "nap"]);
-        let before = log.matches("before the crash").count();
-        let after = log.matches("after the nap").count();
+        // Whole lines: the echoed commands (`+ echo "…"`) contain the words too.
+        let before = log.lines().filter(|l| *l == "before the crash").count();
+        let after = log.lines().filter(|l| *l == "after the nap").count();
         if *id == first {
-            assert_eq!(attempt, 2, "the interrupted job runs again as attempt 2: {run:#}");
-            assert_eq!(before, 2, "attempt 1's line is kept, attempt 2 adds one:\n{log}");
+            assert_eq!(
+                attempt, 2,
+                "the interrupted job runs again as attempt 2: {run:#}"
+            );
+            assert_eq!(
+                before, 2,
+                "attempt 1's line is kept, attempt 2 adds one:\n{log}"
+            );
         } else {
             assert_eq!(attempt, 1, "{run:#}");
             assert_eq!(before, 1, "{log}");
@@ -560,7 +603,14 @@ fn webhooks_are_verified_and_deduplicated() {
     // No polling to speak of: only the webhook can start the run of the new commit.
     let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
     let secret = "It's a Secret to Everybody";
-    server.ok(&["repo", "add", "hooked", &repo.url(), "--webhook-secret", secret]);
+    server.ok(&[
+        "repo",
+        "add",
+        "hooked",
+        &repo.url(),
+        "--webhook-secret",
+        secret,
+    ]);
     let before = repo.commit("README.md", "base\n", "base");
     let commit = repo.commit("README.md", "hooked\n", "change");
     let body = serde_json::json!({
@@ -575,8 +625,14 @@ fn webhooks_are_verified_and_deduplicated() {
         "head_commit": { "id": commit, "message": "change" },
     })
     .to_string();
-    let signature = format!("sha256={}", hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes())));
-    let forged = format!("sha256={}", hex::encode(hmac_sha256(b"wrong secret", body.as_bytes())));
+    let signature = format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(secret.as_bytes(), body.as_bytes()))
+    );
+    let forged = format!(
+        "sha256={}",
+        hex::encode(hmac_sha256(b"wrong secret", body.as_bytes()))
+    );
     let post = |delivery: &str, signature: Option<&str>| {
         let mut headers = vec![
             ("Content-Type", "application/json"),
@@ -587,7 +643,13 @@ fn webhooks_are_verified_and_deduplicated() {
         if let Some(s) = signature {
             headers.push(("X-Hub-Signature-256", s));
         }
-        http(&server.url, "POST", "/hooks/hooked", &headers, body.as_bytes())
+        http(
+            &server.url,
+            "POST",
+            "/hooks/hooked",
+            &headers,
+            body.as_bytes(),
+        )
     };
     let runs_of_commit = || {
         server
@@ -604,7 +666,11 @@ fn webhooks_are_verified_and_deduplicated() {
     assert_eq!(runs_of_commit(), 0, "a refused webhook started a run");
 
     let (status, text) = post("delivery-1", Some(&signature));
-    assert!((200..300).contains(&status), "valid webhook: {status} {text}\n{}", server.output());
+    assert!(
+        (200..300).contains(&status),
+        "valid webhook: {status} {text}\n{}",
+        server.output()
+    );
     let run = server.wait_for("the webhook's run to finish", || {
         let runs = server.runs("hooked");
         runs.into_iter()
@@ -615,8 +681,15 @@ fn webhooks_are_verified_and_deduplicated() {
     assert!(cause.contains("webhook"), "cause: {cause}");
 
     let (status, text) = post("delivery-1", Some(&signature));
-    assert!((200..300).contains(&status), "a redelivery is accepted: {status} {text}");
-    assert_eq!(runs_of_commit(), 1, "the same delivery twice started a second run");
+    assert!(
+        (200..300).contains(&status),
+        "a redelivery is accepted: {status} {text}"
+    );
+    assert_eq!(
+        runs_of_commit(),
+        1,
+        "the same delivery twice started a second run"
+    );
     let (status, _) = post("forged-2", Some(&forged));
     assert_eq!(status, 401);
     assert_eq!(runs_of_commit(), 1);
@@ -654,25 +727,53 @@ fn trigger_validates_params() {
         let out = server.gantry(&argv);
         assert_eq!(code(&out), 2, "{argv:?}: {}{}", stdout(&out), stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("error:") && err.contains(names), "{argv:?}: {err}");
+        assert!(
+            err.contains("error:") && err.contains(names),
+            "{argv:?}: {err}"
+        );
         assert!(err.contains("nothing was started"), "{err}");
     }
     // A malformed pair never reaches the server.
     let out = server.gantry(&["trigger", "params", "--param", "LOUD"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("expected NAME=VALUE"), "{}", stderr(&out));
-    assert!(server.runs("params").is_empty(), "a refused trigger created a run");
+    assert!(
+        stderr(&out).contains("expected NAME=VALUE"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        server.runs("params").is_empty(),
+        "a refused trigger created a run"
+    );
 
     let out = server.gantry(&[
-        "trigger", "params", "--param", "GREETING=hello", "--param", "LOUD=true", "--wait",
+        "trigger",
+        "params",
+        "--param",
+        "GREETING=hello",
+        "--param",
+        "LOUD=true",
+        "--wait",
     ]);
-    assert_eq!(code(&out), 0, "{}{}\n{}", stdout(&out), stderr(&out), server.output());
+    assert_eq!(
+        code(&out),
+        0,
+        "{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        server.output()
+    );
     let text = stdout(&out);
     assert!(text.contains("started params #1"), "{text}");
     assert!(text.contains("succeeded"), "{text}");
     let runs = server.runs("params");
     assert_eq!(runs.len(), 1, "{runs:#?}");
-    assert_eq!(runs[0]["cause"].as_str().map(|c| c.contains("manually")), Some(true), "{:#}", runs[0]);
+    assert_eq!(
+        runs[0]["cause"].as_str().map(|c| c.contains("manually")),
+        Some(true),
+        "{:#}",
+        runs[0]
+    );
     let id = runs[0]["id"].as_i64().expect("id").to_string();
     let logs = server.ok(&["logs", &id]);
     assert!(logs.contains("greeting=hello loud=true"), "{logs}");
@@ -686,7 +787,11 @@ fn clients_explain_auth_and_unreachable_servers() {
     let server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
     let out = client(&server.url, None, &["runs"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
-    assert!(stderr(&out).contains("set GANTRY_TOKEN"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("set GANTRY_TOKEN"),
+        "{}",
+        stderr(&out)
+    );
     let out = client(&server.url, Some("gantry_not_a_token"), &["repo", "list"]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("not authorized"), "{}", stderr(&out));
@@ -700,8 +805,14 @@ fn clients_explain_auth_and_unreachable_servers() {
     let out = client(&url, Some("x"), &["runs"]);
     assert_eq!(code(&out), 1);
     let err = stderr(&out);
-    assert!(err.contains(&format!("cannot reach the gantry server at {url}")), "{err}");
-    assert!(err.contains("gantry serve") && err.contains("--server"), "{err}");
+    assert!(
+        err.contains(&format!("cannot reach the gantry server at {url}")),
+        "{err}"
+    );
+    assert!(
+        err.contains("gantry serve") && err.contains("--server"),
+        "{err}"
+    );
 }
 
 /// `gantry token rotate` revokes the admin token and prints a new one that works.

@@ -89,7 +89,9 @@ impl BlobStore {
                 limit: self.limit,
             });
         }
-        let dir = dest.parent().ok_or_else(|| BlobError::BadDigest(digest.into()))?;
+        let dir = dest
+            .parent()
+            .ok_or_else(|| BlobError::BadDigest(digest.into()))?;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
         let result = (|| {

@@ -28,7 +28,7 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Mail server for `notify: email`; `None` = email notifications are logged and
     /// dropped.
-    pub smtp: Option<SmtpConfig>,
+    pub smtp: Option<SmtpSettings>,
     /// Largest request body the API accepts (JSON, webhooks), in bytes.
     pub max_body_bytes: usize,
     /// Largest artifact blob an executor may upload, in bytes.
@@ -38,22 +38,11 @@ pub struct ServerConfig {
     pub background_loops: bool,
 }
 
-/// Mail server settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmtpConfig {
-    /// Host name or address.
-    pub host: String,
-    /// Port (25, 587, or a test server's).
-    pub port: u16,
-    /// Sender address.
-    pub from: String,
-    /// Login, if the server wants one.
-    pub username: Option<String>,
-    /// Password for `username`.
-    pub password: Option<String>,
-    /// Use STARTTLS (off for a loopback test server).
-    pub starttls: bool,
-}
+/// Mail server settings (the notification module's type).
+pub use crate::notify::email::{SmtpSettings, SmtpTls};
+
+/// The former name of [`SmtpSettings`].
+pub type SmtpConfig = SmtpSettings;
 
 impl ServerConfig {
     /// Defaults for a data directory: listen on `127.0.0.1:8080`, SQLite, anonymous read

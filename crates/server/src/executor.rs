@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use gantry_engine::artifacts::Manifest;
 use gantry_engine::dag;
+use gantry_pipeline::EnvValue;
 use gantry_protocol::{
     ExecutorInfo, Finish, JobReport, JobSource, Lease, LeaseError, LeaseId, LeaseState, LogChunk,
     PROTOCOL_VERSION, SourceRef,
@@ -65,11 +66,11 @@ impl ServerJobSource {
         let built = self.build_lease(&lease_id, &job, &run).await;
         match built {
             Ok(lease) => {
-                let text = format!(
-                    "leased to executor {} (attempt {})",
-                    me.name, job.attempt
-                );
-                self.state.logs.system(run.id, &job.key, now_ms(), &text).await;
+                let text = format!("leased to executor {} (attempt {})", me.name, job.attempt);
+                self.state
+                    .logs
+                    .system(run.id, &job.key, now_ms(), &text)
+                    .await;
                 Ok(Some(lease))
             }
             Err(message) => {
@@ -134,13 +135,24 @@ impl ServerJobSource {
                 restore.push(m);
             }
         }
+        // The plan was made before the store gave the run its id; fill it in now.
+        let mut plan = (*plan).clone();
+        for j in &mut plan.jobs {
+            for (k, v) in &mut j.env {
+                match k.as_str() {
+                    "GANTRY_RUN_ID" => *v = EnvValue::Plain(run.id.to_string()),
+                    "GANTRY_RUN_NUMBER" => *v = EnvValue::Plain(run.number.to_string()),
+                    _ => {}
+                }
+            }
+        }
         Ok(Lease {
             id: LeaseId(lease_id.to_string()),
             run_id: run.id,
             run_number: run.number,
             repo: run.repo.clone(),
             pipeline: run.pipeline.clone(),
-            plan: (*plan).clone(),
+            plan,
             job_index: index,
             job_key: job.key.clone(),
             attempt: job.attempt,
@@ -228,11 +240,7 @@ impl JobSource for ServerJobSource {
     async fn append_log(&self, lease: &LeaseId, chunk: LogChunk) -> Result<(), LeaseError> {
         let job = self.current(lease).await?;
         {
-            let mut seqs = self
-                .state
-                .log_seq
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut seqs = self.state.log_seq.lock().unwrap_or_else(|e| e.into_inner());
             let next = seqs.entry(lease.0.clone()).or_insert(0);
             if chunk.seq < *next {
                 // Already stored: the executor resent it after a timeout.
@@ -283,9 +291,16 @@ impl JobSource for ServerJobSource {
             .await
             .map_err(unavailable)?;
         let known = rows.iter().any(|r| r.digest == digest) || {
-            let jobs = self.state.store.jobs(job.run_id).await.map_err(unavailable)?;
+            let jobs = self
+                .state
+                .store
+                .jobs(job.run_id)
+                .await
+                .map_err(unavailable)?;
             jobs.iter().any(|j| {
-                j.manifest_json.as_deref().is_some_and(|m| m.contains(digest))
+                j.manifest_json
+                    .as_deref()
+                    .is_some_and(|m| m.contains(digest))
             })
         };
         if !known {
@@ -351,10 +366,10 @@ impl JobSource for ServerJobSource {
                 .filter(|d| !self.state.blobs.contains(d))
                 .collect();
             if missing.is_empty() {
-                record.manifest_json =
-                    Some(serde_json::to_string(manifest).map_err(|e| {
-                        LeaseError::Invalid(format!("artifact manifest: {e}"))
-                    })?);
+                record.manifest_json = Some(
+                    serde_json::to_string(manifest)
+                        .map_err(|e| LeaseError::Invalid(format!("artifact manifest: {e}")))?,
+                );
                 rows = manifest
                     .files
                     .iter()
@@ -374,8 +389,16 @@ impl JobSource for ServerJobSource {
                 ));
             }
         }
-        let word = record.state.as_str();
-        let message = record.message.clone();
+        // The last line goes in before the job is final: a follower ends its stream once
+        // it sees the job final and has read everything, so it must not miss this line.
+        let text = match &record.message {
+            Some(m) => format!("job {}: {m}", record.state.as_str()),
+            None => format!("job {}", record.state.as_str()),
+        };
+        self.state
+            .logs
+            .system(job.run_id, &job.key, now_ms(), &text)
+            .await;
         self.state
             .store
             .finish_job(&lease.0, record, now_ms())
@@ -391,14 +414,6 @@ impl JobSource for ServerJobSource {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&lease.0);
-        let text = match message {
-            Some(m) => format!("job {word}: {m}"),
-            None => format!("job {word}"),
-        };
-        self.state
-            .logs
-            .system(job.run_id, &job.key, now_ms(), &text)
-            .await;
         scheduler::advance(&self.state, job.run_id)
             .await
             .map_err(unavailable)?;

@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use gantry_pipeline::{Event, OutcomeFilter, Spec};
+use gantry_pipeline::{EnvSource, Event, OutcomeFilter, Spec};
 use gantry_store::{Run, RunState};
 
 use crate::runs::{RunError, RunRequest, default_name, start_runs};
@@ -65,7 +65,12 @@ pub fn outcome_matches(filters: &[OutcomeFilter], state: RunState, fixed: bool) 
     })
 }
 
-async fn start_downstream(state: &State, run: &Run, spec: &Spec, fixed: bool) -> Result<(), RunError> {
+async fn start_downstream(
+    state: &State,
+    run: &Run,
+    spec: &Spec,
+    fixed: bool,
+) -> Result<(), RunError> {
     for (i, after) in spec.after.iter().enumerate() {
         let on: Vec<OutcomeFilter> = if after.on.is_empty() {
             vec![OutcomeFilter::Success]
@@ -76,10 +81,23 @@ async fn start_downstream(state: &State, run: &Run, spec: &Spec, fixed: bool) ->
             continue;
         }
         let target = after.trigger.value.clone();
+        // `params` values see the upstream run's built-ins, params and top-level env.
+        let mut env = std::collections::BTreeMap::new();
+        for var in &spec.env {
+            if let EnvSource::Plain(t) = &var.value.value
+                && let Ok(v) = crate::interp::render(t, |n| {
+                    env.get(n).cloned().or_else(|| upstream_var(run, n))
+                })
+            {
+                env.insert(var.name.value.clone(), v);
+            }
+        }
         let mut params = std::collections::BTreeMap::new();
         for (name, value) in &after.params {
-            let rendered = crate::interp::render(&value.value, |n| upstream_var(run, n))
-                .unwrap_or_else(|_| value.value.as_str().to_string());
+            let rendered = crate::interp::render(&value.value, |n| {
+                env.get(n).cloned().or_else(|| upstream_var(run, n))
+            })
+            .unwrap_or_else(|_| value.value.as_str().to_string());
             params.insert(name.value.clone(), rendered);
         }
         let mut req = RunRequest::new(

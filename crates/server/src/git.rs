@@ -84,6 +84,15 @@ pub enum GitError {
     /// The commit is not in the mirror (not fetched yet, or not a commit id).
     #[error("unknown commit {0:?}")]
     UnknownCommit(String),
+    /// The mirror's directory exists, is not empty, and is not a git repository.
+    #[error("{path} exists and is not a git mirror; remove it or choose another directory")]
+    NotAMirror {
+        /// The directory.
+        path: PathBuf,
+        /// Why it could not be taken over.
+        #[source]
+        source: std::io::Error,
+    },
     /// Preparing the mirror directory failed.
     #[error("failed to prepare the mirror at {path}")]
     Io {
@@ -101,7 +110,11 @@ pub enum GitError {
 /// repository are removed, credentials are never prompted for (`GIT_TERMINAL_PROMPT=0`,
 /// ssh in batch mode unless the operator configured `GIT_SSH_COMMAND`), and on a timeout
 /// the process is killed (`kill_on_drop`).
-pub async fn git(dir: Option<&Path>, args: &[&str], timeout: Duration) -> Result<Vec<u8>, GitError> {
+pub async fn git(
+    dir: Option<&Path>,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<Vec<u8>, GitError> {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .env_remove("GIT_DIR")
@@ -298,14 +311,29 @@ impl Mirror {
             tokio::fs::remove_dir_all(&tmp).await.map_err(io)?;
         }
         let tmp_str = tmp.to_string_lossy().into_owned();
-        git(None, &["init", "--bare", "--quiet", "--", &tmp_str], LOCAL_TIMEOUT).await?;
+        git(
+            None,
+            &["init", "--bare", "--quiet", "--", &tmp_str],
+            LOCAL_TIMEOUT,
+        )
+        .await?;
         // A mirror is only read by gantry: no reflogs, no automatic gc in the foreground.
-        for (key, value) in [("core.logAllRefUpdates", "false"), ("gc.autoDetach", "true")] {
+        for (key, value) in [
+            ("core.logAllRefUpdates", "false"),
+            ("gc.autoDetach", "true"),
+        ] {
             git(Some(&tmp), &["config", key, value], LOCAL_TIMEOUT).await?;
         }
         if self.dir.exists() {
-            // A directory without HEAD: the leftover of something else; replace it.
-            tokio::fs::remove_dir_all(&self.dir).await.map_err(io)?;
+            // An empty directory (made by someone else) is taken over; anything with
+            // content is not ours to delete.
+            if let Err(source) = tokio::fs::remove_dir(&self.dir).await {
+                let _ = tokio::fs::remove_dir_all(&tmp).await;
+                return Err(GitError::NotAMirror {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
         }
         tokio::fs::rename(&tmp, &self.dir).await.map_err(io)?;
         Ok(())
@@ -321,7 +349,10 @@ impl Mirror {
             return Err(GitError::UnknownCommit(commit.to_string()));
         }
         let spec = format!("{commit}^{{commit}}");
-        match self.local(&["rev-parse", "--verify", "--quiet", &spec]).await {
+        match self
+            .local(&["rev-parse", "--verify", "--quiet", &spec])
+            .await
+        {
             Ok(_) => Ok(()),
             Err(GitError::Failed { .. }) => Err(GitError::UnknownCommit(commit.to_string())),
             Err(e) => Err(e),
@@ -392,7 +423,10 @@ impl Mirror {
             .iter()
             .find_map(|name| root.iter().find(|e| e.path == *name && e.kind == "blob"));
         if let Some(e) = root_file {
-            files.push((e.path.clone(), self.blob_text(&e.oid, &e.path, commit).await?));
+            files.push((
+                e.path.clone(),
+                self.blob_text(&e.oid, &e.path, commit).await?,
+            ));
         }
         if root.iter().any(|e| e.path == ".gantry" && e.kind == "tree") {
             let mut dir = self.ls_tree(commit, ".gantry/").await?;

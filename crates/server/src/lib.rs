@@ -34,6 +34,6 @@ pub mod state;
 pub mod triggers;
 
 pub use auth::rotate_admin_token;
-pub use config::{ServerConfig, SmtpConfig};
+pub use config::{ServerConfig, SmtpConfig, SmtpSettings, SmtpTls};
 pub use executor::ServerJobSource;
-pub use server::{Server, ServerError};
+pub use server::{BUILTIN_EXECUTOR, Server, ServerError};

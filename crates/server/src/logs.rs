@@ -232,7 +232,10 @@ mod tests {
         let cases = [
             (line(LogStream::Stdout, None, "hello"), "1700 o hello\n"),
             (line(LogStream::Stderr, None, "a b"), "1700 e a b\n"),
-            (line(LogStream::System, None, "x\ny\r"), "1700 s x\n1700 s y\n"),
+            (
+                line(LogStream::System, None, "x\ny\r"),
+                "1700 s x\n1700 s y\n",
+            ),
             (line(LogStream::Service, Some("db"), ""), "1700 v:db \n"),
         ];
         for (input, expect) in cases {

@@ -146,7 +146,9 @@ async fn poll_inner(state: &State, repo: &Repo) -> Result<(), String> {
             req.fetch = false;
             match start_runs(state, repo, req).await {
                 Ok(_) | Err(RunError::NotFound(_)) => {}
-                Err(e) => tracing::warn!(repo = %repo.name, git_ref = %r.name, "poll could not start runs: {e}"),
+                Err(e) => {
+                    tracing::warn!(repo = %repo.name, git_ref = %r.name, "poll could not start runs: {e}")
+                }
             }
         }
         state
@@ -167,7 +169,11 @@ async fn refresh_specs(state: &State, repo: &Repo) {
     };
     let head = ["main", "master", "develop"]
         .iter()
-        .find_map(|b| branches.iter().find(|r| r.name == format!("refs/heads/{b}")))
+        .find_map(|b| {
+            branches
+                .iter()
+                .find(|r| r.name == format!("refs/heads/{b}"))
+        })
         .or(branches.first());
     let Some(head) = head else { return };
     let Ok(files) = mirror.pipeline_files(&head.commit).await else {
@@ -243,7 +249,10 @@ async fn expiry_loop(state: State) {
 
 /// Expires overdue leases (or every lease of `executor`), logs what became of each job,
 /// and advances the runs concerned.
-pub async fn expire(state: &State, executor: Option<&str>) -> Result<usize, gantry_store::StoreError> {
+pub async fn expire(
+    state: &State,
+    executor: Option<&str>,
+) -> Result<usize, gantry_store::StoreError> {
     let now = now_ms();
     let expired = state
         .store
@@ -263,7 +272,10 @@ pub async fn expire(state: &State, executor: Option<&str>) -> Result<usize, gant
                 e.job.message.clone().unwrap_or_else(|| "giving up".into())
             ),
         };
-        state.logs.system(e.job.run_id, &e.job.key, now, &text).await;
+        state
+            .logs
+            .system(e.job.run_id, &e.job.key, now, &text)
+            .await;
         runs.insert(e.job.run_id);
     }
     if !expired.is_empty() {

@@ -140,7 +140,10 @@ pub fn render(stats: &QueueStats, durations: &RunDurations, extra: &[Gauge]) -> 
     let mut cumulative = 0;
     for (i, n) in c.buckets.iter().enumerate() {
         cumulative += n;
-        let le = durations.bounds.get(i).map_or("+Inf".to_string(), |b| float(*b));
+        let le = durations
+            .bounds
+            .get(i)
+            .map_or("+Inf".to_string(), |b| float(*b));
         samples.push(format!(
             "gantry_run_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
         ));
@@ -252,15 +255,30 @@ mod tests {
     fn empty_state() {
         let text = render(&QueueStats::default(), &RunDurations::default(), &[]);
         assert!(text.contains("gantry_queue_depth 0\n"), "{text}");
-        assert!(text.contains("# TYPE gantry_runs_total counter\n# HELP"), "{text}");
+        assert!(
+            text.contains("# TYPE gantry_runs_total counter\n# HELP"),
+            "{text}"
+        );
         assert!(
             text.contains("gantry_run_duration_seconds_bucket{le=\"+Inf\"} 0\n"),
             "{text}"
         );
         // Every family has exactly one HELP and one TYPE line.
-        for family in ["gantry_queue_depth", "gantry_jobs_running", "gantry_runs_total"] {
-            assert_eq!(text.matches(&format!("# TYPE {family} ")).count(), 1, "{family}");
-            assert_eq!(text.matches(&format!("# HELP {family} ")).count(), 1, "{family}");
+        for family in [
+            "gantry_queue_depth",
+            "gantry_jobs_running",
+            "gantry_runs_total",
+        ] {
+            assert_eq!(
+                text.matches(&format!("# TYPE {family} ")).count(),
+                1,
+                "{family}"
+            );
+            assert_eq!(
+                text.matches(&format!("# HELP {family} ")).count(),
+                1,
+                "{family}"
+            );
         }
     }
 

@@ -101,12 +101,20 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
         mirror.fetch().await.map_err(git)?;
     }
     let mut target = match (&req.commit, &req.git_ref) {
-        (Some(c), Some(r)) => (full_ref(&mirror, r).await.map_err(git)?.unwrap_or(r.clone()), c.clone()),
+        (Some(c), Some(r)) => (
+            full_ref(&mirror, r)
+                .await
+                .map_err(git)?
+                .unwrap_or(r.clone()),
+            c.clone(),
+        ),
         (_, Some(r)) => resolve(&mirror, r).await.map_err(git)?,
         (Some(c), None) => (String::new(), c.clone()),
         (None, None) => default_branch(&mirror).await.map_err(git)?,
     };
-    let mut files = read_files(&mirror, &repo.name, &target.1).await.map_err(git)?;
+    let mut files = read_files(&mirror, &repo.name, &target.1)
+        .await
+        .map_err(git)?;
     // A manual run without a ref builds what its ref param names.
     if req.git_ref.is_none() && req.commit.is_none() {
         let chosen = files.iter().find_map(|(_, _, spec)| {
@@ -124,7 +132,9 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
             let t = resolve(&mirror, &r).await.map_err(git)?;
             if t != target {
                 target = t;
-                files = read_files(&mirror, &repo.name, &target.1).await.map_err(git)?;
+                files = read_files(&mirror, &repo.name, &target.1)
+                    .await
+                    .map_err(git)?;
             }
         }
     }
@@ -158,14 +168,35 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
             Err(diags) => {
                 // A file that does not parse cannot say whether it wanted this event; the
                 // people who pushed it must see why nothing ran.
-                let run = create_errored(state, repo, &name, &path, &text, &req, &git_ref, &commit, &diags).await?;
+                let run = create_errored(
+                    state,
+                    repo,
+                    FileAt {
+                        name: &name,
+                        path: &path,
+                        text: &text,
+                        git_ref: &git_ref,
+                        commit: &commit,
+                    },
+                    &req,
+                    &diags,
+                )
+                .await?;
                 created.extend(run);
                 continue;
             }
         };
-        if !wants(&spec, req.event, branch.as_deref(), tag.as_deref(), req.pipeline.is_some()) {
+        if !wants(
+            &spec,
+            req.event,
+            branch.as_deref(),
+            tag.as_deref(),
+            req.pipeline.is_some(),
+        ) {
             if manual && req.pipeline.is_some() {
-                refused.push(format!("pipeline {name:?} does not allow manual runs (on.manual: false)"));
+                refused.push(format!(
+                    "pipeline {name:?} does not allow manual runs (on.manual: false)"
+                ));
             }
             continue;
         }
@@ -177,7 +208,9 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
                 if p.kind.value == ParamType::Ref
                     && let Some(f) = &fired
                 {
-                    params.entry(p.name.value.clone()).or_insert_with(|| f.clone());
+                    params
+                        .entry(p.name.value.clone())
+                        .or_insert_with(|| f.clone());
                 }
             }
         }
@@ -194,63 +227,77 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
             run_id: String::new(),
             run_number: number as u64,
         };
-        let new = match spec.plan(&ctx) {
-            Ok(plan) => {
-                let concurrency = match &spec.concurrency {
-                    Some(c) => {
-                        let lookup = |n: &str| lookup_var(&plan, &ctx, n);
-                        let group = crate::interp::render(&c.group.value, lookup)
-                            .unwrap_or_else(|_| c.group.value.as_str().to_string());
-                        Some((group, c.limit.value))
+        let new =
+            match spec.plan(&ctx) {
+                Ok(plan) => {
+                    let concurrency = match &spec.concurrency {
+                        Some(c) => {
+                            let lookup = |n: &str| lookup_var(&plan, &ctx, n);
+                            let group = crate::interp::render(&c.group.value, lookup)
+                                .unwrap_or_else(|_| c.group.value.as_str().to_string());
+                            Some((group, c.limit.value))
+                        }
+                        None => None,
+                    };
+                    let keys = job_keys(&plan);
+                    let jobs = plan
+                        .jobs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, j)| NewJob {
+                            idx: i as i64,
+                            name: j.name.clone(),
+                            key: keys[i].clone(),
+                            needs: j.needs.iter().map(|n| *n as i64).collect(),
+                            runs_on: j.runs_on.clone(),
+                            state: JobState::Pending,
+                            message: None,
+                            manifest_json: None,
+                        })
+                        .collect();
+                    NewRun {
+                        pipeline_id: pipeline.id,
+                        state: RunState::Queued,
+                        event: req.event.as_str().to_string(),
+                        git_ref: git_ref.clone(),
+                        commit: commit.clone(),
+                        cause: req.cause.clone(),
+                        params: plan.params.clone(),
+                        plan_json: Some(serde_json::to_string(&plan).map_err(|e| {
+                            RunError::Invalid(format!("plan cannot be stored: {e}"))
+                        })?),
+                        pipeline_file: Some((path.clone(), text.clone())),
+                        error: None,
+                        concurrency,
+                        rerun_of: None,
+                        dedup_key: req.dedup_key.clone(),
+                        jobs,
                     }
-                    None => None,
-                };
-                let keys = job_keys(&plan);
-                let jobs = plan
-                    .jobs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, j)| NewJob {
-                        idx: i as i64,
-                        name: j.name.clone(),
-                        key: keys[i].clone(),
-                        needs: j.needs.iter().map(|n| *n as i64).collect(),
-                        runs_on: j.runs_on.clone(),
-                        state: JobState::Pending,
-                        message: None,
-                        manifest_json: None,
-                    })
-                    .collect();
-                NewRun {
-                    pipeline_id: pipeline.id,
-                    state: RunState::Queued,
-                    event: req.event.as_str().to_string(),
-                    git_ref: git_ref.clone(),
-                    commit: commit.clone(),
-                    cause: req.cause.clone(),
-                    params: plan.params.clone(),
-                    plan_json: Some(serde_json::to_string(&plan).map_err(|e| {
-                        RunError::Invalid(format!("plan cannot be stored: {e}"))
-                    })?),
-                    pipeline_file: Some((path.clone(), text.clone())),
-                    error: None,
-                    concurrency,
-                    rerun_of: None,
-                    dedup_key: req.dedup_key.clone(),
-                    jobs,
                 }
-            }
-            Err(diags) if manual => {
-                refused.push(render_diagnostics(&diags));
-                continue;
-            }
-            Err(diags) => {
-                drop(_creating);
-                let run = create_errored(state, repo, &name, &path, &text, &req, &git_ref, &commit, &diags).await?;
-                created.extend(run);
-                continue;
-            }
-        };
+                Err(diags) if manual => {
+                    refused.push(render_diagnostics(&diags));
+                    continue;
+                }
+                Err(diags) => {
+                    drop(_creating);
+                    let run = create_errored(
+                        state,
+                        repo,
+                        FileAt {
+                            name: &name,
+                            path: &path,
+                            text: &text,
+                            git_ref: &git_ref,
+                            commit: &commit,
+                        },
+                        &req,
+                        &diags,
+                    )
+                    .await?;
+                    created.extend(run);
+                    continue;
+                }
+            };
         if let Some(run) = state.store.create_run(new, now_ms()).await? {
             drop(_creating);
             scheduler::advance(state, run.id).await?;
@@ -291,17 +338,29 @@ fn wants(spec: &Spec, event: Event, branch: Option<&str>, tag: Option<&str>, nam
     }
 }
 
+/// A pipeline file at a commit, for [`create_errored`].
+struct FileAt<'a> {
+    name: &'a str,
+    path: &'a str,
+    text: &'a str,
+    git_ref: &'a str,
+    commit: &'a str,
+}
+
 async fn create_errored(
     state: &State,
     repo: &Repo,
-    name: &str,
-    path: &str,
-    text: &str,
+    file: FileAt<'_>,
     req: &RunRequest,
-    git_ref: &str,
-    commit: &str,
     diags: &Diagnostics,
 ) -> Result<Option<Run>, RunError> {
+    let FileAt {
+        name,
+        path,
+        text,
+        git_ref,
+        commit,
+    } = file;
     let error = render_diagnostics(diags);
     let pipeline = state.store.ensure_pipeline(repo.id, name, path).await?;
     let new = NewRun {
@@ -326,7 +385,12 @@ async fn create_errored(
     let now = now_ms();
     state
         .logs
-        .system(run.id, RUN_LOG, now, &format!("{path} at {} cannot be run:", short(commit)))
+        .system(
+            run.id,
+            RUN_LOG,
+            now,
+            &format!("{path} at {} cannot be run:", short(commit)),
+        )
         .await;
     state.logs.system(run.id, RUN_LOG, now, &error).await;
     let run = state.store.run(run.id).await?;
@@ -342,7 +406,11 @@ pub fn render_diagnostics(diags: &Diagnostics) -> String {
 }
 
 /// A built-in or param value of a planned run, for `${…}` outside the plan.
-pub(crate) fn lookup_var(plan: &gantry_pipeline::Plan, ctx: &PlanContext, name: &str) -> Option<String> {
+pub(crate) fn lookup_var(
+    plan: &gantry_pipeline::Plan,
+    ctx: &PlanContext,
+    name: &str,
+) -> Option<String> {
     if let Some(v) = plan.params.get(name) {
         return Some(v.clone());
     }
@@ -424,7 +492,9 @@ async fn find_ref(mirror: &Mirror, r: &str) -> Result<Option<RemoteRef>, GitErro
 async fn resolve(mirror: &Mirror, r: &str) -> Result<(String, String), GitError> {
     match find_ref(mirror, r).await? {
         Some(x) => Ok((x.name, x.commit)),
-        None => Err(GitError::UnknownCommit(format!("no branch or tag named {r:?}"))),
+        None => Err(GitError::UnknownCommit(format!(
+            "no branch or tag named {r:?}"
+        ))),
     }
 }
 
@@ -465,8 +535,12 @@ pub async fn rerun(state: &State, run: &Run, failed_only: bool, by: &str) -> Res
             run.state.as_str()
         )));
     }
-    let plan: gantry_pipeline::Plan = serde_json::from_str(plan_json)
-        .map_err(|e| RunError::Invalid(format!("the plan of run #{} cannot be read: {e}", run.number)))?;
+    let plan: gantry_pipeline::Plan = serde_json::from_str(plan_json).map_err(|e| {
+        RunError::Invalid(format!(
+            "the plan of run #{} cannot be read: {e}",
+            run.number
+        ))
+    })?;
     let old_jobs = state.store.jobs(run.id).await?;
     let keys = job_keys(&plan);
     let mut jobs = Vec::new();
@@ -479,12 +553,24 @@ pub async fn rerun(state: &State, run: &Run, failed_only: bool, by: &str) -> Res
             key: keys[i].clone(),
             needs: j.needs.iter().map(|n| *n as i64).collect(),
             runs_on: j.runs_on.clone(),
-            state: if reuse { JobState::Succeeded } else { JobState::Pending },
+            state: if reuse {
+                JobState::Succeeded
+            } else {
+                JobState::Pending
+            },
             message: reuse.then(|| format!("reused from run #{}", run.number)),
-            manifest_json: if reuse { old.and_then(|o| o.manifest_json.clone()) } else { None },
+            manifest_json: if reuse {
+                old.and_then(|o| o.manifest_json.clone())
+            } else {
+                None
+            },
         });
     }
-    let what = if failed_only { "Rerun of failed jobs of" } else { "Rerun of" };
+    let what = if failed_only {
+        "Rerun of failed jobs of"
+    } else {
+        "Rerun of"
+    };
     let new = NewRun {
         pipeline_id: run.pipeline_id,
         state: RunState::Queued,
@@ -526,10 +612,18 @@ pub async fn rerun(state: &State, run: &Run, failed_only: bool, by: &str) -> Res
     if !reused.is_empty() {
         state.store.add_artifacts(&reused).await?;
     }
-    for o in old_jobs.iter().filter(|o| failed_only && o.state == JobState::Succeeded) {
+    for o in old_jobs
+        .iter()
+        .filter(|o| failed_only && o.state == JobState::Succeeded)
+    {
         state
             .logs
-            .system(created.id, &o.key, now_ms(), &format!("reused from run #{} (succeeded there)", run.number))
+            .system(
+                created.id,
+                &o.key,
+                now_ms(),
+                &format!("reused from run #{} (succeeded there)", run.number),
+            )
             .await;
     }
     scheduler::advance(state, created.id).await?;

@@ -49,12 +49,17 @@ pub async fn advance(state: &State, run_id: i64) -> Result<(), StoreError> {
         };
         if let Some(run) = step.finished {
             // A freed slot in a concurrency group admits the next run of the group.
-            if let Some((group, _)) = &run.concurrency {
-                for r in state.store.active_runs().await? {
-                    if r.concurrency.as_ref().is_some_and(|(g, _)| g == group) {
-                        work.insert(r.id);
-                    }
-                }
+            // Only the first `limit` active runs of the group can hold a slot, so only
+            // they need a look (a long queue is not re-read on every finish).
+            if let Some((group, limit)) = &run.concurrency {
+                let next = state
+                    .store
+                    .active_runs()
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.concurrency.as_ref().is_some_and(|(g, _)| g == group))
+                    .take((*limit).max(1) as usize);
+                work.extend(next.map(|r| r.id));
             }
             let st = state.clone();
             tokio::spawn(async move { crate::finish::run_finished(&st, run).await });
@@ -127,6 +132,17 @@ async fn advance_one(state: &State, run_id: i64) -> Result<Step, StoreError> {
                 },
             })
             .collect();
+        // Reasons go in the log before the job is final, so a follower that ends its
+        // stream on the final state has them.
+        for c in changes.iter().filter(|c| c.state == JobState::Skipped) {
+            if let Some(j) = jobs.iter().find(|j| j.idx == c.idx) {
+                let msg = c.message.clone().unwrap_or_default();
+                state
+                    .logs
+                    .system(run_id, &j.key, now_ms(), &format!("skipped: {msg}"))
+                    .await;
+            }
+        }
         store.transition_jobs(run_id, &changes, now_ms()).await?;
         let before: Vec<JobState> = jobs.iter().map(|j| j.state).collect();
         jobs = store.jobs(run_id).await?;
@@ -137,13 +153,6 @@ async fn advance_one(state: &State, run_id: i64) -> Result<Step, StoreError> {
             }
             changed = true;
             queued_any |= j.state == JobState::Queued;
-            if j.state == JobState::Skipped {
-                let msg = j.message.clone().unwrap_or_default();
-                state
-                    .logs
-                    .system(run_id, &j.key, now_ms(), &format!("skipped: {msg}"))
-                    .await;
-            }
         }
         if !changed {
             // The store refused every change (the jobs moved on meanwhile); deciding

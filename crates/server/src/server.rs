@@ -85,8 +85,14 @@ impl Server {
         recover(&state).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: listen, source })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind { addr: listen, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: listen,
+            source,
+        })?;
         let _ = state.bound.set(addr);
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(state.clone());

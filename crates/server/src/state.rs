@@ -124,7 +124,10 @@ impl Shared {
     pub fn public_url(&self) -> String {
         match &self.config.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.bound.get().copied().unwrap_or(self.config.listen)),
+            None => format!(
+                "http://{}",
+                self.bound.get().copied().unwrap_or(self.config.listen)
+            ),
         }
     }
 }

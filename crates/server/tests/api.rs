@@ -24,7 +24,10 @@ jobs:
 #[tokio::test]
 async fn auth_is_required_unless_anonymous_read_is_on() {
     let f = Fixture::new(PIPELINE).await;
-    let check = |token: Option<&'static str>, method: &'static str, uri: &'static str, expect: StatusCode| {
+    let check = |token: Option<&'static str>,
+                 method: &'static str,
+                 uri: &'static str,
+                 expect: StatusCode| {
         let f = &f;
         async move {
             let (status, body) = f.call_as(token, method, uri, None).await;
@@ -38,8 +41,20 @@ async fn auth_is_required_unless_anonymous_read_is_on() {
     check(None, "GET", "/api/openapi.json", StatusCode::OK).await;
     check(None, "GET", "/api/runs", StatusCode::UNAUTHORIZED).await;
     check(None, "GET", "/api/repos", StatusCode::UNAUTHORIZED).await;
-    check(Some("gantry_wrong"), "GET", "/api/runs", StatusCode::UNAUTHORIZED).await;
-    check(None, "POST", "/api/repos/app/trigger", StatusCode::UNAUTHORIZED).await;
+    check(
+        Some("gantry_wrong"),
+        "GET",
+        "/api/runs",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    check(
+        None,
+        "POST",
+        "/api/repos/app/trigger",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
     let (status, _) = f.call("GET", "/api/runs", None).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -49,9 +64,13 @@ async fn auth_is_required_unless_anonymous_read_is_on() {
     let (status, _) = anon.call_as(None, "GET", "/api/repos/app", None).await;
     assert_eq!(status, StatusCode::OK);
     // A bad token is still refused, and writing still needs a token.
-    let (status, _) = anon.call_as(Some("gantry_wrong"), "GET", "/api/runs", None).await;
+    let (status, _) = anon
+        .call_as(Some("gantry_wrong"), "GET", "/api/runs", None)
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = anon.call_as(None, "POST", "/api/repos/app/trigger", Some(json!({}))).await;
+    let (status, _) = anon
+        .call_as(None, "POST", "/api/repos/app/trigger", Some(json!({})))
+        .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 
@@ -97,7 +116,12 @@ async fn webhooks_are_verified_and_deduplicated() {
     };
     // A forged signature starts nothing.
     let (status, body) = f.raw(github_push(&f, "wrong", "d1")).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     // So does a missing one.
     let mut unsigned = github_push(&f, "s3cret", "d1");
     unsigned.headers_mut().remove("x-hub-signature-256");
@@ -106,7 +130,12 @@ async fn webhooks_are_verified_and_deduplicated() {
     assert_eq!(runs().await, 0);
 
     let (status, body) = f.raw(github_push(&f, "s3cret", "d1")).await;
-    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["runs"][0]["cause"], "Started by push webhook from alice");
     assert_eq!(v["runs"][0]["event"], "push");
@@ -114,7 +143,12 @@ async fn webhooks_are_verified_and_deduplicated() {
     // A redelivery, or another delivery of the same push, starts nothing new.
     for delivery in ["d1", "d2"] {
         let (status, body) = f.raw(github_push(&f, "s3cret", delivery)).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(
+            status,
+            StatusCode::ACCEPTED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
     }
     assert_eq!(runs().await, 1);
     // Unknown repositories are 404.
@@ -137,31 +171,91 @@ async fn bad_input_gets_clear_errors_and_changes_nothing() {
             .unwrap()
     };
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (send("POST", "/api/repos", b"{not json".to_vec()), StatusCode::BAD_REQUEST, "invalid JSON"),
-        (send("POST", "/api/repos", br#"{"name":"x"}"#.to_vec()), StatusCode::BAD_REQUEST, "url"),
-        (send("POST", "/api/repos", br#"{"name":"../x","url":"/tmp"}"#.to_vec()), StatusCode::BAD_REQUEST, "invalid repository name"),
-        (send("POST", "/api/repos/app/trigger", b"[1,2]".to_vec()), StatusCode::BAD_REQUEST, "invalid JSON"),
-        (send("POST", "/api/repos", vec![b' '; 100 * 1024]), StatusCode::PAYLOAD_TOO_LARGE, "too large"),
-        (send("POST", "/hooks/app", vec![b'x'; 100 * 1024]), StatusCode::PAYLOAD_TOO_LARGE, "larger than"),
-        (send("GET", "/api/runs/999", vec![]), StatusCode::NOT_FOUND, "run 999 not found"),
-        (send("GET", "/api/runs/abc", vec![]), StatusCode::NOT_FOUND, "not found"),
-        (send("POST", "/api/runs/999/cancel", vec![]), StatusCode::NOT_FOUND, "not found"),
-        (send("GET", "/api/repos/nope", vec![]), StatusCode::NOT_FOUND, "not found"),
-        (send("GET", "/api/nothing", vec![]), StatusCode::NOT_FOUND, "no such route"),
-        (send("GET", "/api/runs?state=bogus", vec![]), StatusCode::BAD_REQUEST, "unknown run state"),
+        (
+            send("POST", "/api/repos", b"{not json".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            send("POST", "/api/repos", br#"{"name":"x"}"#.to_vec()),
+            StatusCode::BAD_REQUEST,
+            "url",
+        ),
+        (
+            send(
+                "POST",
+                "/api/repos",
+                br#"{"name":"../x","url":"/tmp"}"#.to_vec(),
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid repository name",
+        ),
+        (
+            send("POST", "/api/repos/app/trigger", b"[1,2]".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            send("POST", "/api/repos", vec![b' '; 100 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too large",
+        ),
+        (
+            send("POST", "/hooks/app", vec![b'x'; 100 * 1024]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than",
+        ),
+        (
+            send("GET", "/api/runs/999", vec![]),
+            StatusCode::NOT_FOUND,
+            "run 999 not found",
+        ),
+        (
+            send("GET", "/api/runs/abc", vec![]),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            send("POST", "/api/runs/999/cancel", vec![]),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            send("GET", "/api/repos/nope", vec![]),
+            StatusCode::NOT_FOUND,
+            "not found",
+        ),
+        (
+            send("GET", "/api/nothing", vec![]),
+            StatusCode::NOT_FOUND,
+            "no such route",
+        ),
+        (
+            send("GET", "/api/runs?state=bogus", vec![]),
+            StatusCode::BAD_REQUEST,
+            "unknown run state",
+        ),
     ];
     for (req, expect, needle) in cases {
         let what = format!("{} {}", req.method(), req.uri());
         let (status, body) = f.raw(req).await;
         let body = String::from_utf8_lossy(&body);
         assert_eq!(status, expect, "{what}: {body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
-        assert!(v["error"].as_str().unwrap().contains(needle), "{what}: {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
+        assert!(
+            v["error"].as_str().unwrap().contains(needle),
+            "{what}: {body}"
+        );
     }
     let (_, repos) = f.call("GET", "/api/repos", None).await;
     assert_eq!(repos.as_array().unwrap().len(), 1);
     let (status, _) = f
-        .call("POST", "/api/repos", Some(json!({ "name": "app", "url": "/x" })))
+        .call(
+            "POST",
+            "/api/repos",
+            Some(json!({ "name": "app", "url": "/x" })),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
@@ -171,13 +265,34 @@ async fn path_traversal_is_refused() {
     let f = Fixture::new(PIPELINE).await;
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let cases = [
-        (format!("/api/runs/{id}/artifacts/build/..%2F..%2Fetc%2Fpasswd"), StatusCode::BAD_REQUEST),
-        (format!("/api/runs/{id}/artifacts/build/a/../../b"), StatusCode::BAD_REQUEST),
-        (format!("/api/runs/{id}/artifacts/build/%2Fetc%2Fpasswd"), StatusCode::BAD_REQUEST),
-        (format!("/api/runs/{id}/artifacts/build/missing"), StatusCode::NOT_FOUND),
-        (format!("/api/runs/{id}/artifacts/..%2F..%2Fx/y"), StatusCode::BAD_REQUEST),
-        (format!("/api/runs/{id}/jobs/..%2F..%2Fetc%2Fpasswd/log"), StatusCode::BAD_REQUEST),
-        (format!("/api/runs/{id}/jobs/nope/log"), StatusCode::NOT_FOUND),
+        (
+            format!("/api/runs/{id}/artifacts/build/..%2F..%2Fetc%2Fpasswd"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/runs/{id}/artifacts/build/a/../../b"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/runs/{id}/artifacts/build/%2Fetc%2Fpasswd"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/runs/{id}/artifacts/build/missing"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/api/runs/{id}/artifacts/..%2F..%2Fx/y"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/runs/{id}/jobs/..%2F..%2Fetc%2Fpasswd/log"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/api/runs/{id}/jobs/nope/log"),
+            StatusCode::NOT_FOUND,
+        ),
         (format!("/api/runs/{id}/jobs/7/log"), StatusCode::NOT_FOUND),
     ];
     for (uri, expect) in cases {
@@ -187,7 +302,11 @@ async fn path_traversal_is_refused() {
     }
 }
 
-async fn get_text(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn get_text(
+    f: &Fixture,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let mut req = Request::get(uri).header("authorization", format!("Bearer {}", f.token));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -198,7 +317,10 @@ async fn get_text(f: &Fixture, uri: &str, headers: &[(&str, &str)]) -> (StatusCo
         .unwrap();
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
@@ -244,13 +366,21 @@ async fn logs_serve_ranges_and_stream_with_resume() {
                 .body(Body::empty())
                 .unwrap();
             let resp = tower::ServiceExt::oneshot(app, req).await.unwrap();
-            let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+            let body = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
             String::from_utf8_lossy(&body).into_owned()
         })
     };
     f.log(&lease.id, 2, &["four"]).await;
     f.finish(&lease, JobReport::Succeeded).await;
-    let live = events(&tokio::time::timeout(std::time::Duration::from_secs(60), follow).await.unwrap().unwrap());
+    let live = events(
+        &tokio::time::timeout(std::time::Duration::from_secs(60), follow)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
     let texts: Vec<&str> = live
         .iter()
         .filter(|e| e.0 == "line")
@@ -262,29 +392,49 @@ async fn logs_serve_ranges_and_stream_with_resume() {
     assert_eq!(live.last().unwrap().2, "succeeded");
 
     // The whole text, then ranges of it.
-    let (status, headers, text) = get_text(&f, &format!("/api/runs/{id}/jobs/build/log"), &[]).await;
+    let (status, headers, text) =
+        get_text(&f, &format!("/api/runs/{id}/jobs/build/log"), &[]).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers["accept-ranges"], "bytes");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[1..5], ["one", "two", "three", "four"], "{text}");
     let start = text.find("two").unwrap();
     let range = format!("bytes={start}-{}", start + 2);
-    let (status, headers, part) =
-        get_text(&f, &format!("/api/runs/{id}/jobs/0/log"), &[("range", &range)]).await;
+    let (status, headers, part) = get_text(
+        &f,
+        &format!("/api/runs/{id}/jobs/0/log"),
+        &[("range", &range)],
+    )
+    .await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(part, "two");
     assert_eq!(
         headers["content-range"].to_str().unwrap(),
         format!("bytes {start}-{}/{}", start + 2, text.len())
     );
-    let (status, _, tail) = get_text(&f, &format!("/api/runs/{id}/jobs/build/log"), &[("range", "bytes=-5")]).await;
+    let (status, _, tail) = get_text(
+        &f,
+        &format!("/api/runs/{id}/jobs/build/log"),
+        &[("range", "bytes=-5")],
+    )
+    .await;
     assert_eq!(status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(tail, text[text.len() - 5..]);
     let past = format!("bytes={}-", text.len() + 10);
-    let (status, _, _) = get_text(&f, &format!("/api/runs/{id}/jobs/build/log"), &[("range", &past)]).await;
+    let (status, _, _) = get_text(
+        &f,
+        &format!("/api/runs/{id}/jobs/build/log"),
+        &[("range", &past)],
+    )
+    .await;
     assert_eq!(status, StatusCode::RANGE_NOT_SATISFIABLE);
     // Stored form: time and stream fields kept.
-    let (_, _, stored) = get_text(&f, &format!("/api/runs/{id}/jobs/build/log?format=stored"), &[]).await;
+    let (_, _, stored) = get_text(
+        &f,
+        &format!("/api/runs/{id}/jobs/build/log?format=stored"),
+        &[],
+    )
+    .await;
     assert!(stored.contains("1 o one\n"), "{stored}");
 
     // Resume after the line "two": the stream continues with "three", nothing repeated.
@@ -313,12 +463,22 @@ async fn runs_list_pages_and_filters() {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0]["number"], 3);
     let next = page["next"].as_i64().unwrap();
-    let (_, page2) = f.call("GET", &format!("/api/runs?limit=2&before={next}"), None).await;
+    let (_, page2) = f
+        .call("GET", &format!("/api/runs?limit=2&before={next}"), None)
+        .await;
     assert_eq!(page2["runs"].as_array().unwrap().len(), 1);
     assert_eq!(page2["next"], serde_json::Value::Null);
-    let (_, queued) = f.call("GET", "/api/runs?repo=app&pipeline=app&state=queued,running", None).await;
+    let (_, queued) = f
+        .call(
+            "GET",
+            "/api/runs?repo=app&pipeline=app&state=queued,running",
+            None,
+        )
+        .await;
     assert_eq!(queued["runs"].as_array().unwrap().len(), 3);
-    let (_, one) = f.call("GET", &format!("/api/runs/{}", runs[0]["id"]), None).await;
+    let (_, one) = f
+        .call("GET", &format!("/api/runs/{}", runs[0]["id"]), None)
+        .await;
     assert_eq!(one["jobs"][0]["name"], "build");
     assert_eq!(one["jobs"][0]["state"], "queued");
     assert!(one["created_at"].as_str().unwrap().ends_with('Z'));
@@ -338,7 +498,9 @@ async fn params_list_allowed_refs() {
     gantry_test_support::git(f.repo.path(), &["tag", "v1.0"]);
     gantry_test_support::git(f.repo.path(), &["tag", "v1.10"]);
     gantry_test_support::git(f.repo.path(), &["tag", "other"]);
-    let (status, params) = f.call("GET", "/api/repos/app/pipelines/app/params", None).await;
+    let (status, params) = f
+        .call("GET", "/api/repos/app/pipelines/app/params", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{params}");
     assert_eq!(params[0]["name"], "VERSION");
     assert_eq!(params[0]["type"], "ref");

@@ -133,7 +133,9 @@ impl SmtpServer {
         });
         files
             .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json"))
+            .map(|p| {
+                serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+            })
             .collect()
     }
 }
@@ -173,14 +175,20 @@ fn header<'a>(content: &'a str, name: &str) -> Option<&'a str> {
     content
         .lines()
         .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| l.split_once(": ").filter(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .find_map(|l| {
+            l.split_once(": ")
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        })
         .map(|(_, v)| v.trim())
 }
 
 #[tokio::test]
 async fn failure_email_reaches_every_recipient() {
     let server = SmtpServer::start();
-    let to = ["team@example.com".to_string(), "Lead <lead@example.com>".to_string()];
+    let to = [
+        "team@example.com".to_string(),
+        "Lead <lead@example.com>".to_string(),
+    ];
     send(&server.settings(), &to, &message(RunState::Failed))
         .await
         .expect("sent");
@@ -236,7 +244,10 @@ async fn login_is_used_and_a_wrong_password_sends_nothing() {
         .await
         .expect_err("refused");
     assert!(matches!(err, NotifyError::Smtp { .. }), "{err}");
-    assert_eq!(err.to_string(), format!("smtp server 127.0.0.1:{} refused or failed", server.port));
+    assert_eq!(
+        err.to_string(),
+        format!("smtp server 127.0.0.1:{} refused or failed", server.port)
+    );
     assert_eq!(server.received().len(), 1, "nothing more was delivered");
 }
 
@@ -247,9 +258,13 @@ async fn starttls_is_required_when_configured() {
     let server = SmtpServer::start();
     let mut settings = server.settings();
     settings.tls = SmtpTls::Starttls;
-    let err = send(&settings, &["team@example.com".into()], &message(RunState::Failed))
-        .await
-        .expect_err("no starttls");
+    let err = send(
+        &settings,
+        &["team@example.com".into()],
+        &message(RunState::Failed),
+    )
+    .await
+    .expect_err("no starttls");
     assert!(matches!(err, NotifyError::Smtp { .. }), "{err}");
     assert!(server.received().is_empty());
 }
@@ -262,10 +277,13 @@ async fn bad_addresses_and_unreachable_servers() {
         .await
         .expect_err("bad address");
     assert!(
-        err.to_string().starts_with("invalid email address \"not an address\""),
+        err.to_string()
+            .starts_with("invalid email address \"not an address\""),
         "{err}"
     );
-    let err = send(&server.settings(), &[], &msg).await.expect_err("nobody");
+    let err = send(&server.settings(), &[], &msg)
+        .await
+        .expect_err("nobody");
     assert!(err.to_string().contains("no recipients"), "{err}");
     let mut settings = server.settings();
     settings.from = "gantry".into();
@@ -290,7 +308,9 @@ async fn bad_addresses_and_unreachable_servers() {
 #[tokio::test]
 async fn a_server_that_never_answers_times_out() {
     // Accepts the connection and never sends the greeting.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let port = silent.local_addr().expect("addr").port();
     let hold = tokio::spawn(async move {
         let mut held = Vec::new();

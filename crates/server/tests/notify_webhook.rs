@@ -35,7 +35,10 @@ impl Request {
 
 /// Starts a receiver on 127.0.0.1 that answers every request with `status` and `reply`
 /// (or never answers, for `None`). Returns its base URL and the requests it got.
-async fn receiver(status: Option<u16>, reply: &'static str) -> (String, mpsc::UnboundedReceiver<Request>) {
+async fn receiver(
+    status: Option<u16>,
+    reply: &'static str,
+) -> (String, mpsc::UnboundedReceiver<Request>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let (tx, rx) = mpsc::unbounded_channel();
@@ -134,27 +137,36 @@ async fn posts_a_slack_compatible_body() {
     })
     .expect("resolved");
     let client = reqwest::Client::new();
-    send(&client, &url, &message(RunState::Failed, &["build", "integration"]))
-        .await
-        .expect("sent");
+    send(
+        &client,
+        &url,
+        &message(RunState::Failed, &["build", "integration"]),
+    )
+    .await
+    .expect("sent");
     let req = requests.recv().await.expect("one request");
     assert_eq!(req.method, "POST");
     assert_eq!(req.path, "/services/T000/B000/XXXX");
     assert_eq!(req.header("content-type"), Some("application/json"));
-    insta::assert_snapshot!(
-        serde_json::to_string_pretty(&req.json()).expect("json")
-    );
+    insta::assert_snapshot!(serde_json::to_string_pretty(&req.json()).expect("json"));
 }
 
 #[tokio::test]
 async fn a_success_names_no_failed_jobs() {
     let (base, mut requests) = receiver(Some(204), "").await;
     let client = reqwest::Client::new();
-    send(&client, &format!("{base}/hook"), &message(RunState::Succeeded, &[]))
-        .await
-        .expect("204 is success");
+    send(
+        &client,
+        &format!("{base}/hook"),
+        &message(RunState::Succeeded, &[]),
+    )
+    .await
+    .expect("204 is success");
     let body = requests.recv().await.expect("request").json();
-    assert_eq!(body["text"], "go-auth #12 succeeded on v1.4.0 (1m1s) <http://ci.example.com/runs/42|details>");
+    assert_eq!(
+        body["text"],
+        "go-auth #12 succeeded on v1.4.0 (1m1s) <http://ci.example.com/runs/42|details>"
+    );
     assert_eq!(body["attachments"][0]["color"], "#2eb67d");
     let titles: Vec<&str> = body["attachments"][0]["fields"]
         .as_array()
@@ -173,7 +185,10 @@ async fn error_answers_are_reported_with_their_status_and_no_secret() {
     let err = send(&client, &url, &message(RunState::Failed, &["build"]))
         .await
         .expect_err("404");
-    assert!(matches!(err, NotifyError::Status { status: 404, .. }), "{err}");
+    assert!(
+        matches!(err, NotifyError::Status { status: 404, .. }),
+        "{err}"
+    );
     let text = err.to_string();
     assert_eq!(text, format!("webhook {base}/… answered 404: no_service"));
     assert!(requests.recv().await.is_some());
@@ -217,7 +232,10 @@ async fn a_receiver_that_never_answers_times_out() {
     .await
     .expect_err("timeout");
     assert!(matches!(err, NotifyError::Timeout { .. }), "{err}");
-    assert_eq!(err.to_string(), format!("sending to {base}/… did not finish within 1s"));
+    assert_eq!(
+        err.to_string(),
+        format!("sending to {base}/… did not finish within 1s")
+    );
     assert!(requests.recv().await.is_some(), "the request did arrive");
 }
 

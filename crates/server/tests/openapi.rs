@@ -6,7 +6,8 @@
 #[test]
 fn openapi_json_is_up_to_date() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
-    let generated = serde_json::to_string_pretty(&gantry_server::api::openapi::document()).unwrap() + "\n";
+    let generated =
+        serde_json::to_string_pretty(&gantry_server::api::openapi::document()).unwrap() + "\n";
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(&path, &generated).unwrap();
         return;
@@ -33,6 +34,9 @@ fn every_route_is_documented() {
         .collect();
     assert!(routes.len() >= 15, "{routes:?}");
     for r in routes {
-        assert!(paths.contains_key(&r), "route {r} is missing from the OpenAPI document");
+        assert!(
+            paths.contains_key(&r),
+            "route {r} is missing from the OpenAPI document"
+        );
     }
 }

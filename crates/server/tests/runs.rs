@@ -79,7 +79,11 @@ async fn manual_params_are_validated_naming_the_param() {
         let f = &f;
         async move {
             let (status, body) = f
-                .call("POST", "/api/repos/app/trigger", Some(json!({ "params": params })))
+                .call(
+                    "POST",
+                    "/api/repos/app/trigger",
+                    Some(json!({ "params": params })),
+                )
                 .await;
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             let msg = body["error"].as_str().unwrap();
@@ -114,10 +118,7 @@ async fn invalid_pipeline_makes_an_errored_run_with_diagnostics() {
 #[tokio::test]
 async fn dag_progresses_through_leases_and_skips_propagate() {
     let f = Fixture::new(DAG).await;
-    let id = f.trigger(json!({}))
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let build = f.lease().await;
     assert_eq!(build.job_key, "build");
     // Nothing else is ready while build runs.
@@ -161,16 +162,30 @@ async fn fencing_refuses_an_expired_lease_and_changes_nothing() {
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let old = f.lease_as("exec-a").await;
     // exec-a is declared dead: its lease expires and the job is queued again.
-    let n = gantry_server::loops::expire(f.server.state(), Some("exec-a")).await.unwrap();
+    let n = gantry_server::loops::expire(f.server.state(), Some("exec-a"))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
-    let build = f.jobs(id).await.into_iter().find(|j| j.name == "build").unwrap();
+    let build = f
+        .jobs(id)
+        .await
+        .into_iter()
+        .find(|j| j.name == "build")
+        .unwrap();
     assert_eq!(build.state, JobState::Queued);
     // Every call under the old lease is refused.
-    let stale = |r: Result<(), LeaseError>| assert!(matches!(r, Err(LeaseError::Stale { .. })), "{r:?}");
+    let stale =
+        |r: Result<(), LeaseError>| assert!(matches!(r, Err(LeaseError::Stale { .. })), "{r:?}");
     stale(f.source.finish(&old.id, finish(JobReport::Succeeded)).await);
     stale(
         f.source
-            .append_log(&old.id, gantry_protocol::LogChunk { seq: 0, lines: vec![] })
+            .append_log(
+                &old.id,
+                gantry_protocol::LogChunk {
+                    seq: 0,
+                    lines: vec![],
+                },
+            )
             .await,
     );
     let hb = f.source.heartbeat(&old.id).await;
@@ -178,7 +193,12 @@ async fn fencing_refuses_an_expired_lease_and_changes_nothing() {
         matches!(hb, Ok(LeaseState::Lost) | Err(LeaseError::Stale { .. })),
         "{hb:?}"
     );
-    let after = f.jobs(id).await.into_iter().find(|j| j.name == "build").unwrap();
+    let after = f
+        .jobs(id)
+        .await
+        .into_iter()
+        .find(|j| j.name == "build")
+        .unwrap();
     assert_eq!(after, build, "a stale report changed the job");
     // The job runs again as attempt 2.
     let new = f.lease_as("exec-b").await;
@@ -186,7 +206,9 @@ async fn fencing_refuses_an_expired_lease_and_changes_nothing() {
     assert_eq!(new.attempt, 2);
     assert_ne!(new.id, old.id);
     f.finish(&new, JobReport::Succeeded).await;
-    let (_, log) = f.call("GET", &format!("/api/runs/{id}/jobs/build/log"), None).await;
+    let (_, log) = f
+        .call("GET", &format!("/api/runs/{id}/jobs/build/log"), None)
+        .await;
     let log = log.as_str().unwrap();
     assert!(log.contains("lease of executor exec-a was lost"), "{log}");
 }
@@ -197,7 +219,9 @@ async fn leases_run_out_of_attempts() {
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     for _ in 0..2 {
         f.lease_as("dies").await;
-        gantry_server::loops::expire(f.server.state(), Some("dies")).await.unwrap();
+        gantry_server::loops::expire(f.server.state(), Some("dies"))
+            .await
+            .unwrap();
     }
     let states = f.states(id).await;
     assert_eq!(states["build"], JobState::Errored);
@@ -212,12 +236,24 @@ async fn builtin_leases_are_requeued_at_start() {
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let lease = f.lease_as("builtin").await;
     // What a restart does with the leases of the executor that died with the process.
-    gantry_server::server::recover(f.server.state()).await.unwrap();
-    let build = f.jobs(id).await.into_iter().find(|j| j.name == "build").unwrap();
+    gantry_server::server::recover(f.server.state())
+        .await
+        .unwrap();
+    let build = f
+        .jobs(id)
+        .await
+        .into_iter()
+        .find(|j| j.name == "build")
+        .unwrap();
     assert_eq!(build.state, JobState::Queued);
     let again = f.lease_as("builtin").await;
     assert_eq!(again.attempt, 2);
-    assert!(f.source.finish(&lease.id, finish(JobReport::Succeeded)).await.is_err());
+    assert!(
+        f.source
+            .finish(&lease.id, finish(JobReport::Succeeded))
+            .await
+            .is_err()
+    );
 }
 
 const GROUPED: &str = "\
@@ -237,7 +273,10 @@ async fn concurrency_group_admits_runs_in_order() {
     assert_eq!(f.states(ids[1]).await["ship"], JobState::Pending);
     for &id in &ids {
         let lease = f.lease().await;
-        assert_eq!(lease.run_id, id, "runs of the group run first come first served");
+        assert_eq!(
+            lease.run_id, id,
+            "runs of the group run first come first served"
+        );
         // The next run waits while this one holds the group's only slot.
         assert!(f.try_lease().await.is_none());
         f.finish(&lease, JobReport::Succeeded).await;
@@ -259,19 +298,26 @@ async fn cancel_stops_running_and_waiting_jobs() {
     let f = Fixture::new(TWO).await;
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let a = f.lease().await;
-    let (status, run) = f.call("POST", &format!("/api/runs/{id}/cancel"), None).await;
+    let (status, run) = f
+        .call("POST", &format!("/api/runs/{id}/cancel"), None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["cancel_requested"], true);
     assert_eq!(f.states(id).await["b"], JobState::Cancelled);
     // The running job learns at its heartbeat.
-    assert_eq!(f.source.heartbeat(&a.id).await.unwrap(), LeaseState::Cancelled);
+    assert_eq!(
+        f.source.heartbeat(&a.id).await.unwrap(),
+        LeaseState::Cancelled
+    );
     f.finish(&a, JobReport::Cancelled).await;
     assert_eq!(f.run(id).await.state, RunState::Cancelled);
     assert!(f.try_lease().await.is_none());
 
     // A run cancelled before anything started ends at once.
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
-    let (_, run) = f.call("POST", &format!("/api/runs/{id}/cancel"), None).await;
+    let (_, run) = f
+        .call("POST", &format!("/api/runs/{id}/cancel"), None)
+        .await;
     assert_eq!(run["state"], "cancelled");
     assert!(f.try_lease().await.is_none());
 }
@@ -316,7 +362,11 @@ async fn rerun_failed_reuses_artifacts_of_succeeded_jobs() {
     assert_eq!(f.run(id).await.state, RunState::Failed);
 
     let (status, rerun) = f
-        .call("POST", &format!("/api/runs/{id}/rerun"), Some(json!({ "failed_only": true })))
+        .call(
+            "POST",
+            &format!("/api/runs/{id}/rerun"),
+            Some(json!({ "failed_only": true })),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{rerun}");
     assert_eq!(rerun["rerun_of"], id);
@@ -324,7 +374,13 @@ async fn rerun_failed_reuses_artifacts_of_succeeded_jobs() {
     let new_id = rerun["id"].as_i64().unwrap();
     let jobs = f.jobs(new_id).await;
     assert_eq!(jobs[0].state, JobState::Succeeded);
-    assert!(jobs[0].message.as_deref().unwrap().contains("reused from run #1"));
+    assert!(
+        jobs[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("reused from run #1")
+    );
     // Only b runs again, with a's artifacts from the first run.
     let b2 = f.lease().await;
     assert_eq!(b2.run_id, new_id);
@@ -335,7 +391,9 @@ async fn rerun_failed_reuses_artifacts_of_succeeded_jobs() {
     assert_eq!(std::fs::read(&dest).unwrap(), content);
     f.finish(&b2, JobReport::Succeeded).await;
     assert_eq!(f.run(new_id).await.state, RunState::Succeeded);
-    let (_, list) = f.call("GET", &format!("/api/runs/{new_id}/artifacts"), None).await;
+    let (_, list) = f
+        .call("GET", &format!("/api/runs/{new_id}/artifacts"), None)
+        .await;
     assert_eq!(list[0]["path"], "out/app");
     assert_eq!(list[0]["digest"], digest.as_str());
     let (status, body) = f
@@ -350,9 +408,14 @@ async fn rerun_failed_reuses_artifacts_of_succeeded_jobs() {
     assert_eq!(body, content);
 
     // A full rerun runs every job again.
-    let (status, full) = f.call("POST", &format!("/api/runs/{new_id}/rerun"), None).await;
+    let (status, full) = f
+        .call("POST", &format!("/api/runs/{new_id}/rerun"), None)
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{full}");
-    assert_eq!(f.states(full["id"].as_i64().unwrap()).await["a"], JobState::Queued);
+    assert_eq!(
+        f.states(full["id"].as_i64().unwrap()).await["a"],
+        JobState::Queued
+    );
 }
 
 #[tokio::test]
@@ -363,18 +426,34 @@ async fn artifacts_must_match_their_digest_and_be_uploaded() {
     let file = f.data.path().join("upload");
     std::fs::write(&file, b"real").unwrap();
     let wrong = hex::encode(Sha256::digest(b"other"));
-    let err = f.source.put_artifact(&a.id, &wrong, &file).await.unwrap_err();
+    let err = f
+        .source
+        .put_artifact(&a.id, &wrong, &file)
+        .await
+        .unwrap_err();
     assert!(matches!(err, LeaseError::Invalid(_)), "{err:?}");
     // Finishing with a manifest naming a blob never uploaded errors the job.
     let manifest = Manifest {
         job: "a".into(),
         files: BTreeMap::from([(
             "x".to_string(),
-            ManifestEntry { digest: wrong, size: 4, mode: 0o644 },
+            ManifestEntry {
+                digest: wrong,
+                size: 4,
+                mode: 0o644,
+            },
         )]),
     };
     f.source
-        .finish(&a.id, Finish { report: JobReport::Succeeded, attempts: 1, duration_ms: 1, manifest: Some(manifest) })
+        .finish(
+            &a.id,
+            Finish {
+                report: JobReport::Succeeded,
+                attempts: 1,
+                duration_ms: 1,
+                manifest: Some(manifest),
+            },
+        )
         .await
         .unwrap();
     let job = f.jobs(id).await.remove(0);
@@ -387,9 +466,8 @@ async fn lease_waits_for_work_and_refuses_other_protocols() {
     let f = Fixture::new(TWO).await;
     let source = f.source.clone();
     // A lease asked for before any run exists is handed the job once it is queued.
-    let waiting = tokio::spawn(async move {
-        source.lease(&executor("w"), Duration::from_secs(60)).await
-    });
+    let waiting =
+        tokio::spawn(async move { source.lease(&executor("w"), Duration::from_secs(60)).await });
     let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
     let lease = waiting.await.unwrap().unwrap().unwrap();
     assert_eq!(lease.run_id, id);

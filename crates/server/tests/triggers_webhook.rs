@@ -38,9 +38,15 @@ fn headers(pairs: &[(&str, String)]) -> HeaderMap {
 fn github(event: &str, body: &[u8], secret: &str) -> HeaderMap {
     headers(&[
         ("X-GitHub-Event", event.into()),
-        ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".into()),
+        (
+            "X-GitHub-Delivery",
+            "72d3162e-cc78-11e3-81ab-4c9367dc0958".into(),
+        ),
         ("X-GitHub-Hook-ID", "12345678".into()),
-        ("X-Hub-Signature-256", format!("sha256={}", hmac_hex(secret, body))),
+        (
+            "X-Hub-Signature-256",
+            format!("sha256={}", hmac_hex(secret, body)),
+        ),
         ("Content-Type", "application/json".into()),
         ("User-Agent", "GitHub-Hookshot/044aadd".into()),
     ])
@@ -51,7 +57,10 @@ fn gitea(event: &str, body: &[u8], secret: &str) -> HeaderMap {
     let sig = hmac_hex(secret, body);
     headers(&[
         ("X-Gitea-Event", event.into()),
-        ("X-Gitea-Delivery", "f6266f16-1bf3-46a5-9ea4-602e06ead473".into()),
+        (
+            "X-Gitea-Delivery",
+            "f6266f16-1bf3-46a5-9ea4-602e06ead473".into(),
+        ),
         ("X-Gitea-Signature", sig.clone()),
         ("X-Gogs-Event", event.into()),
         ("X-GitHub-Event", event.into()),
@@ -64,7 +73,10 @@ fn forgejo(event: &str, body: &[u8], secret: &str) -> HeaderMap {
     let sig = hmac_hex(secret, body);
     headers(&[
         ("X-Forgejo-Event", event.into()),
-        ("X-Forgejo-Delivery", "0b3b1a0e-5d1f-4c59-9a47-3c1b0f6d2e11".into()),
+        (
+            "X-Forgejo-Delivery",
+            "0b3b1a0e-5d1f-4c59-9a47-3c1b0f6d2e11".into(),
+        ),
         ("X-Forgejo-Signature", sig.clone()),
         ("X-Gitea-Event", event.into()),
         ("X-Gitea-Signature", sig),
@@ -75,13 +87,21 @@ fn gitlab(event: &str, token: &str) -> HeaderMap {
     headers(&[
         ("X-Gitlab-Event", event.into()),
         ("X-Gitlab-Token", token.into()),
-        ("X-Gitlab-Event-UUID", "13792a34-cac6-4fda-95a8-c58e00a3954e".into()),
+        (
+            "X-Gitlab-Event-UUID",
+            "13792a34-cac6-4fda-95a8-c58e00a3954e".into(),
+        ),
         ("X-Gitlab-Instance", "https://gitlab.example.com".into()),
     ])
 }
 
 /// The accepted push, or the refusal with its HTTP status.
-fn check(headers: &HeaderMap, body: &[u8], secret: Option<&str>, expect: Result<PushEvent, (WebhookError, StatusCode)>) {
+fn check(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: Option<&str>,
+    expect: Result<PushEvent, (WebhookError, StatusCode)>,
+) {
     let got = verify_and_parse(headers, body, secret);
     match expect {
         Ok(event) => assert_eq!(got, Ok(event)),
@@ -110,7 +130,16 @@ fn github_docs_signature_example() {
     // The signature is right, so the body is read (and is not JSON).
     let err = verify_and_parse(&h, b"Hello, World!", Some("It's a Secret to Everybody"))
         .expect_err("not a push payload");
-    assert!(matches!(err, WebhookError::Malformed { provider: Provider::GitHub, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            WebhookError::Malformed {
+                provider: Provider::GitHub,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,7 +185,12 @@ fn accepted_pushes() {
         pusher: "bob".into(),
         repo_url: Some("https://git.example.com/team/go-messenger.git".into()),
     };
-    check(&gitea("push", &body, SECRET), &body, Some(SECRET), Ok(gitea_event.clone()));
+    check(
+        &gitea("push", &body, SECRET),
+        &body,
+        Some(SECRET),
+        Ok(gitea_event.clone()),
+    );
     check(
         &forgejo("push", &body, SECRET),
         &body,
@@ -185,7 +219,8 @@ fn accepted_pushes() {
         }),
     );
     let body = fixture!("gitlab_tag_push.json");
-    let event = verify_and_parse(&gitlab("Tag Push Hook", SECRET), &body, Some(SECRET)).expect("ok");
+    let event =
+        verify_and_parse(&gitlab("Tag Push Hook", SECRET), &body, Some(SECRET)).expect("ok");
     assert_eq!(event.tag(), Some("v1.0.0"));
     assert_eq!(event.pusher, "root");
 }
@@ -195,7 +230,10 @@ fn gitea_signature_only_in_githubs_header_is_accepted() {
     let body = fixture!("gitea_push.json");
     let h = headers(&[
         ("X-Gitea-Event", "push".into()),
-        ("X-Hub-Signature-256", format!("sha256={}", hmac_hex(SECRET, &body))),
+        (
+            "X-Hub-Signature-256",
+            format!("sha256={}", hmac_hex(SECRET, &body)),
+        ),
     ]);
     let event = verify_and_parse(&h, &body, Some(SECRET)).expect("accepted");
     assert_eq!(event.provider, Provider::Gitea);
@@ -205,62 +243,118 @@ fn gitea_signature_only_in_githubs_header_is_accepted() {
 #[test]
 fn forged_and_unsigned_requests_are_refused() {
     let body = fixture!("github_push.json");
-    let bad = |provider| (WebhookError::BadSignature { provider }, StatusCode::UNAUTHORIZED);
+    let bad = |provider| {
+        (
+            WebhookError::BadSignature { provider },
+            StatusCode::UNAUTHORIZED,
+        )
+    };
 
     // Signed with another secret.
-    check(&github("push", &body, "guessed"), &body, Some(SECRET), Err(bad(Provider::GitHub)));
+    check(
+        &github("push", &body, "guessed"),
+        &body,
+        Some(SECRET),
+        Err(bad(Provider::GitHub)),
+    );
     // A correct signature of a different body (the attacker changed the ref).
     let forged = String::from_utf8(body.clone())
         .expect("utf-8")
         .replace("refs/heads/develop", "refs/heads/release");
-    check(&github("push", &body, SECRET), forged.as_bytes(), Some(SECRET), Err(bad(Provider::GitHub)));
+    check(
+        &github("push", &body, SECRET),
+        forged.as_bytes(),
+        Some(SECRET),
+        Err(bad(Provider::GitHub)),
+    );
     // Right signature, wrong shape of header.
     let mut h = github("push", &body, SECRET);
     let plain = hmac_hex(SECRET, &body);
-    h.insert("x-hub-signature-256", HeaderValue::from_str(&plain).expect("value"));
+    h.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&plain).expect("value"),
+    );
     check(&h, &body, Some(SECRET), Err(bad(Provider::GitHub)));
-    h.insert("x-hub-signature-256", HeaderValue::from_static("sha256=not-hex"));
+    h.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_static("sha256=not-hex"),
+    );
     check(&h, &body, Some(SECRET), Err(bad(Provider::GitHub)));
     // Truncated signature: constant-time compare must still say no.
-    h.insert("x-hub-signature-256", HeaderValue::from_str(&format!("sha256={}", &plain[..32])).expect("value"));
+    h.insert(
+        "x-hub-signature-256",
+        HeaderValue::from_str(&format!("sha256={}", &plain[..32])).expect("value"),
+    );
     check(&h, &body, Some(SECRET), Err(bad(Provider::GitHub)));
     // SHA-1 only (the legacy header) is not enough.
     let h = headers(&[
         ("X-GitHub-Event", "push".into()),
-        ("X-Hub-Signature", "sha1=0000000000000000000000000000000000000000".into()),
+        (
+            "X-Hub-Signature",
+            "sha1=0000000000000000000000000000000000000000".into(),
+        ),
     ]);
     check(
         &h,
         &body,
         Some(SECRET),
         Err((
-            WebhookError::MissingSignature { provider: Provider::GitHub, header: "X-Hub-Signature-256" },
+            WebhookError::MissingSignature {
+                provider: Provider::GitHub,
+                header: "X-Hub-Signature-256",
+            },
             StatusCode::UNAUTHORIZED,
         )),
     );
 
     let body = fixture!("gitea_push.json");
-    check(&gitea("push", &body, "guessed"), &body, Some(SECRET), Err(bad(Provider::Gitea)));
-    check(&forgejo("push", &body, "guessed"), &body, Some(SECRET), Err(bad(Provider::Forgejo)));
+    check(
+        &gitea("push", &body, "guessed"),
+        &body,
+        Some(SECRET),
+        Err(bad(Provider::Gitea)),
+    );
+    check(
+        &forgejo("push", &body, "guessed"),
+        &body,
+        Some(SECRET),
+        Err(bad(Provider::Forgejo)),
+    );
     check(
         &headers(&[("X-Gitea-Event", "push".into())]),
         &body,
         Some(SECRET),
         Err((
-            WebhookError::MissingSignature { provider: Provider::Gitea, header: "X-Gitea-Signature" },
+            WebhookError::MissingSignature {
+                provider: Provider::Gitea,
+                header: "X-Gitea-Signature",
+            },
             StatusCode::UNAUTHORIZED,
         )),
     );
 
     let body = fixture!("gitlab_push.json");
-    check(&gitlab("Push Hook", "guessed"), &body, Some(SECRET), Err(bad(Provider::GitLab)));
-    check(&gitlab("Push Hook", &SECRET[..5]), &body, Some(SECRET), Err(bad(Provider::GitLab)));
+    check(
+        &gitlab("Push Hook", "guessed"),
+        &body,
+        Some(SECRET),
+        Err(bad(Provider::GitLab)),
+    );
+    check(
+        &gitlab("Push Hook", &SECRET[..5]),
+        &body,
+        Some(SECRET),
+        Err(bad(Provider::GitLab)),
+    );
     check(
         &headers(&[("X-Gitlab-Event", "Push Hook".into())]),
         &body,
         Some(SECRET),
         Err((
-            WebhookError::MissingSignature { provider: Provider::GitLab, header: "X-Gitlab-Token" },
+            WebhookError::MissingSignature {
+                provider: Provider::GitLab,
+                header: "X-Gitlab-Token",
+            },
             StatusCode::UNAUTHORIZED,
         )),
     );
@@ -287,7 +381,10 @@ fn non_push_events_are_ignored_after_verification() {
         &ping,
         Some(SECRET),
         Err((
-            WebhookError::Ignored { provider: Provider::GitHub, event: "ping".into() },
+            WebhookError::Ignored {
+                provider: Provider::GitHub,
+                event: "ping".into(),
+            },
             StatusCode::ACCEPTED,
         )),
     );
@@ -296,7 +393,12 @@ fn non_push_events_are_ignored_after_verification() {
         &github("ping", &ping, "guessed"),
         &ping,
         Some(SECRET),
-        Err((WebhookError::BadSignature { provider: Provider::GitHub }, StatusCode::UNAUTHORIZED)),
+        Err((
+            WebhookError::BadSignature {
+                provider: Provider::GitHub,
+            },
+            StatusCode::UNAUTHORIZED,
+        )),
     );
     // A signed push body replayed with another event header starts nothing.
     let body = fixture!("github_push.json");
@@ -307,7 +409,10 @@ fn non_push_events_are_ignored_after_verification() {
         &body,
         Some(SECRET),
         Err((
-            WebhookError::Ignored { provider: Provider::GitHub, event: "issues".into() },
+            WebhookError::Ignored {
+                provider: Provider::GitHub,
+                event: "issues".into(),
+            },
             StatusCode::ACCEPTED,
         )),
     );
@@ -319,7 +424,10 @@ fn non_push_events_are_ignored_after_verification() {
         &body,
         Some(SECRET),
         Err((
-            WebhookError::MissingSignature { provider: Provider::GitLab, header: "X-Gitlab-Token" },
+            WebhookError::MissingSignature {
+                provider: Provider::GitLab,
+                header: "X-Gitlab-Token",
+            },
             StatusCode::UNAUTHORIZED,
         )),
     );
@@ -329,7 +437,10 @@ fn non_push_events_are_ignored_after_verification() {
         &gl,
         Some(SECRET),
         Err((
-            WebhookError::Ignored { provider: Provider::GitLab, event: "Merge Request Hook".into() },
+            WebhookError::Ignored {
+                provider: Provider::GitLab,
+                event: "Merge Request Hook".into(),
+            },
             StatusCode::ACCEPTED,
         )),
     );
@@ -339,7 +450,10 @@ fn non_push_events_are_ignored_after_verification() {
         &gt,
         Some(SECRET),
         Err((
-            WebhookError::Ignored { provider: Provider::Gitea, event: "create".into() },
+            WebhookError::Ignored {
+                provider: Provider::Gitea,
+                event: "create".into(),
+            },
             StatusCode::ACCEPTED,
         )),
     );
@@ -348,18 +462,44 @@ fn non_push_events_are_ignored_after_verification() {
 #[test]
 fn unknown_senders_are_refused() {
     let body = fixture!("github_push.json");
-    let h = headers(&[("X-Hub-Signature-256", format!("sha256={}", hmac_hex(SECRET, &body)))]);
-    check(&h, &body, Some(SECRET), Err((WebhookError::UnknownProvider, StatusCode::BAD_REQUEST)));
-    check(&HeaderMap::new(), b"", Some(SECRET), Err((WebhookError::UnknownProvider, StatusCode::BAD_REQUEST)));
+    let h = headers(&[(
+        "X-Hub-Signature-256",
+        format!("sha256={}", hmac_hex(SECRET, &body)),
+    )]);
+    check(
+        &h,
+        &body,
+        Some(SECRET),
+        Err((WebhookError::UnknownProvider, StatusCode::BAD_REQUEST)),
+    );
+    check(
+        &HeaderMap::new(),
+        b"",
+        Some(SECRET),
+        Err((WebhookError::UnknownProvider, StatusCode::BAD_REQUEST)),
+    );
 }
 
 #[test]
 fn malformed_payloads() {
     let check_body = |body: &[u8], contains: &str| {
-        let err = verify_and_parse(&github("push", body, SECRET), body, Some(SECRET)).expect_err("malformed");
+        let err = verify_and_parse(&github("push", body, SECRET), body, Some(SECRET))
+            .expect_err("malformed");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{err}");
-        assert!(matches!(err, WebhookError::Malformed { provider: Provider::GitHub, .. }), "{err}");
-        assert!(err.to_string().contains(contains), "{err} should contain {contains:?}");
+        assert!(
+            matches!(
+                err,
+                WebhookError::Malformed {
+                    provider: Provider::GitHub,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(contains),
+            "{err} should contain {contains:?}"
+        );
     };
     check_body(b"", "EOF while parsing");
     check_body(b"\x00\xff garbage", "expected value");
@@ -368,9 +508,17 @@ fn malformed_payloads() {
     check_body(b"{}", "no \"ref\"");
     // Deeply nested values are skipped without recursing: no stack overflow, just a
     // payload without what gantry needs.
-    let deep = format!(r#"{{"repository":{}{{}}{}}}"#, "{\"a\":".repeat(100_000), "}".repeat(100_000));
+    let deep = format!(
+        r#"{{"repository":{}{{}}{}}}"#,
+        "{\"a\":".repeat(100_000),
+        "}".repeat(100_000)
+    );
     check_body(deep.as_bytes(), "no \"ref\"");
-    let deep = format!(r#"{{"commits":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        r#"{{"commits":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     check_body(deep.as_bytes(), "no \"ref\"");
     let a = "a".repeat(40);
     check_body(
@@ -382,19 +530,28 @@ fn malformed_payloads() {
         "is not a branch or tag",
     );
     check_body(
-        format!(r#"{{"ref":"refs/heads/main","before":"{a}","after":"HEAD; rm -rf /"}}"#).as_bytes(),
+        format!(r#"{{"ref":"refs/heads/main","before":"{a}","after":"HEAD; rm -rf /"}}"#)
+            .as_bytes(),
         "\"after\" \"HEAD; rm -rf /\" is not a commit id",
     );
-    check_body(format!(r#"{{"ref":"refs/heads/main","after":"{a}"}}"#).as_bytes(), "no \"before\"");
     check_body(
-        format!(r#"{{"ref":"refs/heads/main","before":"{a}","after":"{a}","pusher":"nobody"}}"#).as_bytes(),
+        format!(r#"{{"ref":"refs/heads/main","after":"{a}"}}"#).as_bytes(),
+        "no \"before\"",
+    );
+    check_body(
+        format!(r#"{{"ref":"refs/heads/main","before":"{a}","after":"{a}","pusher":"nobody"}}"#)
+            .as_bytes(),
         "invalid type",
     );
     // SHA-256 repositories have 64-digit ids; upper case is normalized.
     let b = "B".repeat(64);
     let body = format!(r#"{{"ref":"refs/heads/main","before":"{b}","after":"{b}"}}"#);
-    let event = verify_and_parse(&github("push", body.as_bytes(), SECRET), body.as_bytes(), Some(SECRET))
-        .expect("accepted");
+    let event = verify_and_parse(
+        &github("push", body.as_bytes(), SECRET),
+        body.as_bytes(),
+        Some(SECRET),
+    )
+    .expect("accepted");
     assert_eq!(event.after, "b".repeat(64));
     assert_eq!(event.pusher, "unknown");
     assert_eq!(event.repo_url, None);
@@ -406,12 +563,16 @@ fn oversized_bodies_are_refused_before_anything_else() {
     let err = verify_and_parse(&HeaderMap::new(), &body, None).expect_err("too large");
     assert_eq!(
         err,
-        WebhookError::TooLarge { size: MAX_BODY_BYTES + 1, limit: MAX_BODY_BYTES }
+        WebhookError::TooLarge {
+            size: MAX_BODY_BYTES + 1,
+            limit: MAX_BODY_BYTES
+        }
     );
     assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
     // Exactly at the limit is read (and then judged on its merits).
     let body = vec![b' '; MAX_BODY_BYTES];
-    let err = verify_and_parse(&github("push", &body, SECRET), &body, Some(SECRET)).expect_err("not json");
+    let err = verify_and_parse(&github("push", &body, SECRET), &body, Some(SECRET))
+        .expect_err("not json");
     assert!(matches!(err, WebhookError::Malformed { .. }), "{err}");
 }
 
@@ -420,10 +581,21 @@ fn error_messages() {
     let messages: Vec<String> = [
         WebhookError::UnknownProvider,
         WebhookError::NoSecret,
-        WebhookError::MissingSignature { provider: Provider::GitHub, header: "X-Hub-Signature-256" },
-        WebhookError::BadSignature { provider: Provider::Forgejo },
-        WebhookError::Ignored { provider: Provider::GitHub, event: "ping".into() },
-        WebhookError::Malformed { provider: Provider::GitLab, message: "no \"ref\"".into() },
+        WebhookError::MissingSignature {
+            provider: Provider::GitHub,
+            header: "X-Hub-Signature-256",
+        },
+        WebhookError::BadSignature {
+            provider: Provider::Forgejo,
+        },
+        WebhookError::Ignored {
+            provider: Provider::GitHub,
+            event: "ping".into(),
+        },
+        WebhookError::Malformed {
+            provider: Provider::GitLab,
+            message: "no \"ref\"".into(),
+        },
         WebhookError::TooLarge { size: 10, limit: 5 },
     ]
     .iter()

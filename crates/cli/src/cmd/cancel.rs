@@ -11,10 +11,8 @@ pub fn cancel(args: CancelArgs, color: ColorChoice) -> Result<Exit, CliError> {
     let api = Api::new(&args.server)?;
     let paint = Paint::stdout(color);
     let id = args.run.to_string();
-    let run: Run = api::block_on(api.post(
-        &["api", "runs", &id, "cancel"],
-        &serde_json::json!({}),
-    ))?;
+    let run: Run =
+        api::block_on(api.post(&["api", "runs", &id, "cancel"], &serde_json::json!({})))?;
     let what = if run.state == "cancelled" {
         "cancelled".to_owned()
     } else if run.is_final() {

@@ -242,7 +242,10 @@ mod tests {
         for (data, want) in [
             ("1764417600000 o hello world", "hello world"),
             ("1764417600000 e ", ""),
-            ("1764417600000 v:db ready for connections", "ready for connections"),
+            (
+                "1764417600000 v:db ready for connections",
+                "ready for connections",
+            ),
             ("1764417600000 s + make", "+ make"),
             ("plain text line", "plain text line"),
             ("2024 was a year", "2024 was a year"),

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use gantry_backend::CancellationToken;
-use gantry_server::{Server, ServerConfig, SmtpConfig};
+use gantry_server::{Server, ServerConfig, SmtpSettings, SmtpTls};
 
-use crate::args::{ColorChoice, ServeArgs};
+use crate::args::{ColorChoice, ServeArgs, SmtpTlsChoice};
 use crate::backends;
 use crate::error::{CliError, Exit};
 use crate::paint::{self, Paint};
@@ -149,9 +149,8 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     config.database_url = args.database.clone();
     config.anonymous_read = args.anonymous_read;
     if let Some(text) = &args.poll_interval {
-        let interval = gantry_pipeline::parse_duration(text).map_err(|e| {
-            CliError::invalid(format!("error: --poll-interval {text}: {e}"))
-        })?;
+        let interval = gantry_pipeline::parse_duration(text)
+            .map_err(|e| CliError::invalid(format!("error: --poll-interval {text}: {e}")))?;
         if interval.is_zero() {
             return Err(CliError::invalid(format!(
                 "error: --poll-interval {text}: must be more than 0"
@@ -173,13 +172,18 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, CliError> {
                 "error: --smtp-host needs --smtp-from (the sender address of notifications)",
             ));
         };
-        config.smtp = Some(SmtpConfig {
+        let (tls, port) = match args.smtp_tls {
+            SmtpTlsChoice::None => (SmtpTls::None, 25),
+            SmtpTlsChoice::Starttls => (SmtpTls::Starttls, 587),
+            SmtpTlsChoice::Tls => (SmtpTls::Tls, 465),
+        };
+        config.smtp = Some(SmtpSettings {
             host: host.clone(),
-            port: args.smtp_port,
+            port: args.smtp_port.unwrap_or(port),
             from,
             username: args.smtp_username.clone(),
             password: std::env::var("GANTRY_SMTP_PASSWORD").ok(),
-            starttls: args.smtp_starttls,
+            tls,
         });
     }
     Ok(config)
@@ -282,6 +286,18 @@ mod tests {
         assert_eq!(c.public_url.as_deref(), Some("https://ci.example.com"));
         let smtp = c.smtp.expect("smtp");
         assert_eq!((smtp.host.as_str(), smtp.port), ("mail", 2525));
+        assert_eq!(smtp.tls, SmtpTls::Starttls);
+        let plain = parse(&[
+            "--smtp-host",
+            "localhost",
+            "--smtp-from",
+            "ci@x",
+            "--smtp-tls",
+            "none",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let smtp = plain.smtp.expect("smtp");
+        assert_eq!((smtp.port, smtp.tls), (25, SmtpTls::None));
         assert_eq!(
             sqlite_file(&ServerConfig::new("/srv/gantry")),
             PathBuf::from("/srv/gantry/gantry.sqlite")
@@ -297,7 +313,9 @@ mod tests {
             &["--public-url", "ci.example.com"],
             &["--smtp-host", "mail"],
         ] {
-            let err = parse(argv).err().unwrap_or_else(|| panic!("{argv:?} accepted"));
+            let err = parse(argv)
+                .err()
+                .unwrap_or_else(|| panic!("{argv:?} accepted"));
             assert_eq!(err.code(), 2, "{argv:?}");
         }
     }

@@ -70,8 +70,14 @@ mod tests {
     #[test]
     fn passwords_are_hidden() {
         for (url, want) in [
-            ("postgres://gantry:s3cret@db/gantry", "postgres://gantry:***@db/gantry"),
-            ("sqlite:///var/lib/gantry/gantry.sqlite?mode=rwc", "sqlite:///var/lib/gantry/gantry.sqlite?mode=rwc"),
+            (
+                "postgres://gantry:s3cret@db/gantry",
+                "postgres://gantry:***@db/gantry",
+            ),
+            (
+                "sqlite:///var/lib/gantry/gantry.sqlite?mode=rwc",
+                "sqlite:///var/lib/gantry/gantry.sqlite?mode=rwc",
+            ),
             ("/path/db.sqlite", "/path/db.sqlite"),
         ] {
             assert_eq!(shown_url(url), want);

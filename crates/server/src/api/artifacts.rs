@@ -6,11 +6,11 @@
 //! content-addressed blob the manifest names, so no path from a request ever reaches the
 //! file system.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State as Ax};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use gantry_engine::artifacts::Manifest;
 use tokio::io::AsyncReadExt;
 
@@ -26,7 +26,9 @@ async fn list_of(state: &State, run_id: i64) -> Result<Vec<ArtifactJson>, ApiErr
     let jobs = state.store.jobs(run_id).await?;
     let mut out = Vec::new();
     for j in &jobs {
-        let Some(json) = &j.manifest_json else { continue };
+        let Some(json) = &j.manifest_json else {
+            continue;
+        };
         let m: Manifest = serde_json::from_str(json).map_err(ApiError::internal)?;
         for (path, e) in m.files {
             out.push(ArtifactJson {
@@ -99,7 +101,11 @@ pub async fn download(
         }
     });
     let mut resp = Body::from_stream(stream).into_response();
-    let name = path.rsplit('/').next().unwrap_or("artifact").replace('"', "");
+    let name = path
+        .rsplit('/')
+        .next()
+        .unwrap_or("artifact")
+        .replace('"', "");
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

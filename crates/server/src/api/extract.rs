@@ -137,3 +137,22 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }
+
+/// The raw body (webhooks verify signatures over the exact bytes); an oversized body is
+/// a 413 JSON error.
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => Ok(RawBody(b)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::TooLarge(
+                "request body is larger than the limit".into(),
+            )),
+            Err(e) => Err(ApiError::BadRequest(e.body_text())),
+        }
+    }
+}

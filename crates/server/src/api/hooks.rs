@@ -6,13 +6,13 @@
 //! or a poll that saw the same push — starts nothing new.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State as Ax};
 use axum::http::{HeaderMap, StatusCode};
 use gantry_pipeline::Event;
 use serde_json::json;
 
 use crate::api::error::ApiError;
+use crate::api::extract::RawBody;
 use crate::api::json::RunJson;
 use crate::runs::{RunError, RunRequest, start_runs};
 use crate::state::State;
@@ -23,7 +23,7 @@ pub async fn receive(
     Ax(state): Ax<State>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let repo = match state.store.repo_by_name(&name).await {
         Ok(r) => r,
@@ -36,7 +36,10 @@ pub async fn receive(
     let push = match verify_and_parse(&headers, &body, repo.webhook_secret.as_deref()) {
         Ok(p) => p,
         Err(e @ WebhookError::Ignored { .. }) => {
-            return Ok((StatusCode::ACCEPTED, Json(json!({ "ignored": e.to_string(), "runs": [] }))));
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "ignored": e.to_string(), "runs": [] })),
+            ));
         }
         Err(e) => {
             tracing::warn!(repo = %repo.name, "webhook refused: {e}");
@@ -55,8 +58,16 @@ pub async fn receive(
             Json(json!({ "ignored": format!("{} was deleted", push.git_ref), "runs": [] })),
         ));
     }
-    let event = if push.tag().is_some() { Event::Tag } else { Event::Push };
-    let what = if event == Event::Tag { "tag push" } else { "push" };
+    let event = if push.tag().is_some() {
+        Event::Tag
+    } else {
+        Event::Push
+    };
+    let what = if event == Event::Tag {
+        "tag push"
+    } else {
+        "push"
+    };
     let mut req = RunRequest::new(
         event,
         format!("Started by {what} webhook from {}", push.pusher),
@@ -69,7 +80,10 @@ pub async fn receive(
         Ok(runs) => runs,
         // A push of a commit without a pipeline file is not the forge's problem.
         Err(RunError::NotFound(m)) => {
-            return Ok((StatusCode::ACCEPTED, Json(json!({ "ignored": m, "runs": [] }))));
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "ignored": m, "runs": [] })),
+            ));
         }
         Err(e) => return Err(e.into()),
     };
@@ -82,6 +96,10 @@ pub async fn receive(
         tracing::warn!(repo = %repo.name, "cannot record ref head: {e}");
     }
     let runs: Vec<RunJson> = runs.iter().map(RunJson::new).collect();
-    let status = if runs.is_empty() { StatusCode::ACCEPTED } else { StatusCode::CREATED };
+    let status = if runs.is_empty() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(json!({ "runs": runs }))))
 }

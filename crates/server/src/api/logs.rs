@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::api::error::ApiError;
 use crate::api::extract::Reader;
 use crate::api::runs::run_by_path;
-use crate::logs::{RUN_LOG, strip_fields, valid_key};
+use crate::logs::{RUN_LOG, strip_fields};
 use crate::state::State;
 
 /// Query of the log routes.
@@ -35,16 +35,19 @@ pub struct LogQuery {
     pub from: Option<u64>,
 }
 
-/// The job named in a URL: its plan index or its key.
+/// The job named in a URL: its plan index, its key, or its display name
+/// (`build (GO=1.18)`). Names that look like paths are refused outright.
 pub(crate) async fn job_by_path(state: &State, run_id: i64, job: &str) -> Result<Job, ApiError> {
+    if job.contains('/') || job.contains('\\') || job.contains("..") || job.contains('\0') {
+        return Err(ApiError::BadRequest(format!("invalid job name {job:?}")));
+    }
     let jobs = state.store.jobs(run_id).await?;
     let found = match job.parse::<i64>() {
         Ok(i) => jobs.into_iter().find(|j| j.idx == i),
         Err(_) => {
-            if !valid_key(job) {
-                return Err(ApiError::BadRequest(format!("invalid job name {job:?}")));
-            }
-            jobs.into_iter().find(|j| j.key == job)
+            let by_key = jobs.iter().position(|j| j.key == job);
+            let at = by_key.or_else(|| jobs.iter().position(|j| j.name == job));
+            at.map(|i| jobs[i].clone())
         }
     };
     found.ok_or_else(|| ApiError::NotFound(format!("run {run_id} has no job {job:?}")))
@@ -133,10 +136,16 @@ pub fn parse_range(value: &str, total: u64) -> Result<(u64, u64), ApiError> {
             "range {value:?} is outside the log ({total} bytes)"
         ))
     };
-    let bad = || ApiError::BadRequest(format!("invalid Range header {value:?}: expected bytes=START-END"));
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "invalid Range header {value:?}: expected bytes=START-END"
+        ))
+    };
     let spec = value.trim().strip_prefix("bytes=").ok_or_else(bad)?;
     if spec.contains(',') {
-        return Err(ApiError::BadRequest("multiple byte ranges are not supported".into()));
+        return Err(ApiError::BadRequest(
+            "multiple byte ranges are not supported".into(),
+        ));
     }
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let (a, b) = (a.trim(), b.trim());
@@ -152,14 +161,17 @@ pub fn parse_range(value: &str, total: u64) -> Result<(u64, u64), ApiError> {
         (false, _) => {
             let start: u64 = a.parse().map_err(|_| bad())?;
             let end: u64 = if b.is_empty() {
-                total.saturating_sub(1)
+                u64::MAX
             } else {
                 b.parse().map_err(|_| bad())?
             };
             if end < start {
                 return Err(bad());
             }
-            (start, end.min(total.saturating_sub(1)))
+            if start >= total {
+                return Err(unsatisfiable());
+            }
+            (start, end.min(total - 1))
         }
     };
     if start >= total {
@@ -244,14 +256,19 @@ fn follow(
             for line in bytes[..complete].split_inclusive(|b| *b == b'\n') {
                 f.offset += line.len() as u64;
                 let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-                f.pending
-                    .push_back(Event::default().event("line").id(f.offset.to_string()).data(text));
+                f.pending.push_back(
+                    Event::default()
+                        .event("line")
+                        .id(f.offset.to_string())
+                        .data(text),
+                );
             }
             if !f.pending.is_empty() {
                 continue;
             }
             if let Some(word) = final_state {
-                f.pending.push_back(Event::default().event("end").data(word));
+                f.pending
+                    .push_back(Event::default().event("end").data(word));
                 f.done = true;
                 continue;
             }

@@ -45,7 +45,10 @@ pub fn router(state: State) -> Router {
         .route("/api/runs/{id}/rerun", post(runs::rerun))
         .route("/api/runs/{id}/log", get(logs::run_log))
         .route("/api/runs/{id}/jobs/{job}/log", get(logs::job_log))
-        .route("/api/runs/{id}/jobs/{job}/log/stream", get(logs::stream_log))
+        .route(
+            "/api/runs/{id}/jobs/{job}/log/stream",
+            get(logs::stream_log),
+        )
         .route("/api/runs/{id}/artifacts", get(artifacts::list))
         .route(
             "/api/runs/{id}/artifacts/{job}/{*path}",

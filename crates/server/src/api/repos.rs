@@ -105,7 +105,8 @@ pub async fn params(
 ) -> Result<Json<Vec<ParamJson>>, ApiError> {
     let repo = state.store.repo_by_name(&name).await?;
     let mirror = state.mirror(&repo);
-    let bad = |e: crate::git::GitError| ApiError::BadGateway(format!("repository {}: {e}", repo.name));
+    let bad =
+        |e: crate::git::GitError| ApiError::BadGateway(format!("repository {}: {e}", repo.name));
     mirror.fetch().await.map_err(bad)?;
     let mut refs = mirror.branches().await.map_err(bad)?;
     refs.extend(mirror.tags().await.map_err(bad)?);
@@ -149,8 +150,7 @@ pub async fn params(
     }
     Err(ApiError::NotFound(format!(
         "repository {} has no valid pipeline {pipeline:?} at {}",
-        repo.name,
-        target.name
+        repo.name, target.name
     )))
 }
 
@@ -192,5 +192,8 @@ pub async fn trigger(
             repo.name
         )));
     }
-    Ok((StatusCode::CREATED, Json(runs.iter().map(RunJson::new).collect())))
+    Ok((
+        StatusCode::CREATED,
+        Json(runs.iter().map(RunJson::new).collect()),
+    ))
 }

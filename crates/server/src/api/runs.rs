@@ -56,7 +56,12 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
     let mut states = Vec::new();
-    for s in q.state.iter().flat_map(|s| s.split(',')).filter(|s| !s.is_empty()) {
+    for s in q
+        .state
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
         states.push(parse_state(s.trim()).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "unknown run state {s:?}: expected queued, running, succeeded, failed, cancelled or errored"

@@ -50,16 +50,21 @@ pub struct SmtpSettings {
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
-    address.trim().parse().map_err(|e: lettre::address::AddressError| {
-        NotifyError::Address {
+    address
+        .trim()
+        .parse()
+        .map_err(|e: lettre::address::AddressError| NotifyError::Address {
             address: address.to_string(),
             message: e.to_string(),
-        }
-    })
+        })
 }
 
 /// Builds the email for `msg` (exposed for tests and previews).
-pub fn build(settings: &SmtpSettings, to: &[String], msg: &NotifyMessage) -> Result<Message, NotifyError> {
+pub fn build(
+    settings: &SmtpSettings,
+    to: &[String],
+    msg: &NotifyMessage,
+) -> Result<Message, NotifyError> {
     let mut builder = Message::builder()
         .from(mailbox(&settings.from)?)
         .subject(msg.subject())
@@ -90,7 +95,9 @@ fn transport(
         SmtpTls::Starttls => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&settings.host).map_err(smtp)?
         }
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(smtp)?,
+        SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&settings.host).map_err(smtp)?
+        }
     };
     let mut builder = builder.port(settings.port).timeout(Some(timeout));
     if let Some(user) = &settings.username {
@@ -102,7 +109,11 @@ fn transport(
 
 /// Sends `msg` to the addresses `to` through the mail server of `settings`, within
 /// [`TIMEOUT`].
-pub async fn send(settings: &SmtpSettings, to: &[String], msg: &NotifyMessage) -> Result<(), NotifyError> {
+pub async fn send(
+    settings: &SmtpSettings,
+    to: &[String],
+    msg: &NotifyMessage,
+) -> Result<(), NotifyError> {
     send_with_timeout(settings, to, msg, TIMEOUT).await
 }
 

@@ -274,7 +274,10 @@ mod tests {
 
     fn resolve(text: &str) -> Result<String, String> {
         let vars: BTreeMap<&str, &str> = [
-            ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/x",
+            ),
             ("TEAM", "core"),
             ("EMPTY", ""),
         ]
@@ -293,7 +296,10 @@ mod tests {
                 "{text}"
             );
         };
-        check("${SLACK_WEBHOOK_URL}", Ok("https://hooks.slack.com/services/T0/B0/x"));
+        check(
+            "${SLACK_WEBHOOK_URL}",
+            Ok("https://hooks.slack.com/services/T0/B0/x"),
+        );
         check("${TEAM}@example.com", Ok("core@example.com"));
         check("${MISSING:-ops}@example.com", Ok("ops@example.com"));
         check("${EMPTY:-ops}@example.com", Ok("ops@example.com"));
@@ -329,7 +335,10 @@ mod tests {
             link: "http://ci.example.com/runs/42".into(),
             duration: Some(Duration::from_millis(83_600)),
         };
-        assert_eq!(msg.subject(), "[gantry] messenger/go-auth #12 failed on develop (1m24s)");
+        assert_eq!(
+            msg.subject(),
+            "[gantry] messenger/go-auth #12 failed on develop (1m24s)"
+        );
         insta::assert_snapshot!(msg.text());
     }
 }

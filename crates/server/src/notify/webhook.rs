@@ -113,7 +113,12 @@ pub async fn send_with_timeout(
         Err(NotifyError::Status {
             url: shown.clone(),
             status: status.as_u16(),
-            body: text.chars().take(200).collect::<String>().trim().to_string(),
+            body: text
+                .chars()
+                .take(200)
+                .collect::<String>()
+                .trim()
+                .to_string(),
         })
     };
     // reqwest's own timeout covers the request; this one also bounds reading the error
@@ -140,7 +145,10 @@ mod tests {
             "https://hooks.slack.com/services/T0/B0/secret",
             "https://hooks.slack.com/…",
         );
-        check("http://user:pw@127.0.0.1:8080/x?token=1", "http://127.0.0.1:8080/…");
+        check(
+            "http://user:pw@127.0.0.1:8080/x?token=1",
+            "http://127.0.0.1:8080/…",
+        );
         check("http://host", "http://host/…");
         check("nonsense", "(invalid url)");
     }

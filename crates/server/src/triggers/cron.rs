@@ -110,13 +110,33 @@ mod tests {
             let got = next_after(expr, ms(after)).expect("valid expression");
             assert_eq!(got.map(iso).as_deref(), expect, "{expr} after {after}");
         };
-        check("*/15 * * * *", "2026-03-02T10:07:30.250Z", Some("2026-03-02T10:15:00.000Z"));
+        check(
+            "*/15 * * * *",
+            "2026-03-02T10:07:30.250Z",
+            Some("2026-03-02T10:15:00.000Z"),
+        );
         // Strictly after: a slot exactly at `after` is not the next one.
-        check("0 3 * * *", "2026-03-02T03:00:00Z", Some("2026-03-03T03:00:00.000Z"));
-        check("0 3 * * *", "2026-03-02T02:59:59.999Z", Some("2026-03-02T03:00:00.000Z"));
+        check(
+            "0 3 * * *",
+            "2026-03-02T03:00:00Z",
+            Some("2026-03-03T03:00:00.000Z"),
+        );
+        check(
+            "0 3 * * *",
+            "2026-03-02T02:59:59.999Z",
+            Some("2026-03-02T03:00:00.000Z"),
+        );
         // Weekdays only: Friday evening → Monday.
-        check("0 3 * * 1-5", "2026-03-06T20:00:00Z", Some("2026-03-09T03:00:00.000Z"));
-        check("@daily", "2026-03-02T10:00:00Z", Some("2026-03-03T00:00:00.000Z"));
+        check(
+            "0 3 * * 1-5",
+            "2026-03-06T20:00:00Z",
+            Some("2026-03-09T03:00:00.000Z"),
+        );
+        check(
+            "@daily",
+            "2026-03-02T10:00:00Z",
+            Some("2026-03-03T00:00:00.000Z"),
+        );
         check("0 0 30 2 *", "2026-03-02T10:00:00Z", None);
     }
 
@@ -159,7 +179,9 @@ mod tests {
         assert_eq!(iso(slot), "2026-03-02T07:00:00.000Z");
         assert_eq!(due(expr, slot, ms("2026-03-02T07:59:59Z")), None);
         assert_eq!(
-            due(expr, slot, ms("2026-03-02T08:00:00.001Z")).map(iso).as_deref(),
+            due(expr, slot, ms("2026-03-02T08:00:00.001Z"))
+                .map(iso)
+                .as_deref(),
             Some("2026-03-02T08:00:00.000Z")
         );
     }

@@ -180,11 +180,7 @@ mod tests {
         let on = triggers(&["develop", "release/*"], &["v*"]);
         let check = |git_ref: &str, expect: Option<(Event, &str)>| {
             let got = fires(&on, git_ref).map(|f| (f.event, f.name));
-            assert_eq!(
-                got,
-                expect.map(|(e, n)| (e, n.to_string())),
-                "{git_ref}"
-            );
+            assert_eq!(got, expect.map(|(e, n)| (e, n.to_string())), "{git_ref}");
         };
         check("refs/heads/develop", Some((Event::Push, "develop")));
         check("refs/heads/release/1.0", Some((Event::Push, "release/1.0")));
@@ -229,7 +225,15 @@ mod tests {
         let pattern = GlobPattern::new("v*").expect("glob");
         assert_eq!(
             ref_choices(&refs, Some(&pattern)),
-            ["v2.0.0", "v1.10.0", "v1.10.0-rc1", "v1.9.2", "v1.2", "develop", "main"]
+            [
+                "v2.0.0",
+                "v1.10.0",
+                "v1.10.0-rc1",
+                "v1.9.2",
+                "v1.2",
+                "develop",
+                "main"
+            ]
         );
         assert_eq!(
             ref_choices(&refs, None)[..2],
@@ -252,7 +256,11 @@ mod tests {
         check("v1.0", "v1.0", Ordering::Equal);
         check("b", "a", Ordering::Greater);
         check("v01", "v1", Ordering::Less);
-        check("99999999999999999999999999999999999999999999", "1", Ordering::Greater);
+        check(
+            "99999999999999999999999999999999999999999999",
+            "1",
+            Ordering::Greater,
+        );
     }
 
     #[test]
@@ -262,7 +270,10 @@ mod tests {
         assert_eq!(poll_interval(&on, Some(five)), Some(five));
         assert_eq!(poll_interval(&on, None), None);
         on.poll = Some(Spanned::unspanned(Duration::from_secs(30)));
-        assert_eq!(poll_interval(&on, Some(five)), Some(Duration::from_secs(30)));
+        assert_eq!(
+            poll_interval(&on, Some(five)),
+            Some(Duration::from_secs(30))
+        );
         on.poll = Some(Spanned::unspanned(Duration::ZERO));
         assert_eq!(poll_interval(&on, None), Some(MIN_POLL_INTERVAL));
         let none = Triggers::default();

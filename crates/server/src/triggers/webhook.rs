@@ -226,18 +226,18 @@ fn verify(
     let bad = WebhookError::BadSignature { provider };
     match provider {
         Provider::GitHub => {
-            let sig = header(headers, "x-hub-signature-256").ok_or(
-                WebhookError::MissingSignature {
+            let sig =
+                header(headers, "x-hub-signature-256").ok_or(WebhookError::MissingSignature {
                     provider,
                     header: "X-Hub-Signature-256",
-                },
-            )?;
+                })?;
             let hex_sig = sig.strip_prefix("sha256=").ok_or(bad.clone())?;
             check_hmac(secret, body, hex_sig).then_some(()).ok_or(bad)
         }
         Provider::Gitea | Provider::Forgejo => {
             let own = if provider == Provider::Forgejo {
-                header(headers, "x-forgejo-signature").or_else(|| header(headers, "x-gitea-signature"))
+                header(headers, "x-forgejo-signature")
+                    .or_else(|| header(headers, "x-gitea-signature"))
             } else {
                 header(headers, "x-gitea-signature")
             };
@@ -261,10 +261,11 @@ fn verify(
             check_hmac(secret, body, hex_sig).then_some(()).ok_or(bad)
         }
         Provider::GitLab => {
-            let token = header(headers, "x-gitlab-token").ok_or(WebhookError::MissingSignature {
-                provider,
-                header: "X-Gitlab-Token",
-            })?;
+            let token =
+                header(headers, "x-gitlab-token").ok_or(WebhookError::MissingSignature {
+                    provider,
+                    header: "X-Gitlab-Token",
+                })?;
             // Hash both sides first so the comparison takes the same time whatever the
             // lengths are.
             let same: bool = Sha256::digest(token.as_bytes())

@@ -90,7 +90,9 @@ impl Fixture {
 
     /// The commit at `main`.
     pub fn head(&self) -> String {
-        git(self.repo.path(), &["rev-parse", "HEAD"]).trim().to_string()
+        git(self.repo.path(), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string()
     }
 
     /// Sends a request through the router with the admin token.
@@ -129,13 +131,21 @@ impl Fixture {
         let app = gantry_server::api::router(self.server.state().clone());
         let resp = app.oneshot(req).await.unwrap();
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
         (status, bytes)
     }
 
     /// Triggers a manual run of `app`; returns the first run's JSON.
     pub async fn trigger(&self, body: Value) -> Value {
-        let (status, v) = self.call("POST", "/api/repos/app/trigger", Some(body)).await;
+        let (status, v) = self
+            .call("POST", "/api/repos/app/trigger", Some(body))
+            .await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
         v[0].clone()
     }
@@ -183,10 +193,7 @@ impl Fixture {
 
     /// Ends a lease.
     pub async fn finish(&self, lease: &Lease, report: JobReport) {
-        self.source
-            .finish(&lease.id, finish(report))
-            .await
-            .unwrap();
+        self.source.finish(&lease.id, finish(report)).await.unwrap();
     }
 
     /// Appends stdout lines to a lease's log as batch `seq`.
