@@ -22,6 +22,8 @@ pub const PACKAGES: &[&str] = &[
     "gantry-backend-local",
     "gantry-backend-docker",
     "gantry-engine",
+    "gantry-store",
+    "gantry",
 ];
 
 /// Opening marker of the recorded section.

@@ -39,11 +39,16 @@ impl Server {
     /// flags, and waits until it listens. `token` is the admin token from an earlier
     /// start of the same data directory (a restart prints none).
     fn start(data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", data, token, extra)
+    }
+
+    /// [`Server::start`] on a given address.
+    fn start_on(listen: &str, data: &Path, token: Option<&str>, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
         cmd.arg("serve")
             .arg("--data")
             .arg(data)
-            .args(["--listen", "127.0.0.1:0", "--backend", "local"])
+            .args(["--listen", listen, "--backend", "local"])
             .args(extra)
             .env("NO_COLOR", "1")
             .env_remove("GANTRY_TOKEN")
@@ -237,6 +242,13 @@ fn is_final(state: &Value) -> bool {
 
 /// The `gantry` CLI against `url`.
 fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
+    client_command(url, token, args)
+        .output()
+        .expect("run gantry")
+}
+
+/// The `gantry` CLI against `url`, not started yet.
+fn client_command(url: &str, token: Option<&str>, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
     cmd.args(args)
         .env("GANTRY_SERVER", url)
@@ -247,7 +259,7 @@ fn client(url: &str, token: Option<&str>, args: &[&str]) -> Output {
     if let Some(token) = token {
         cmd.env("GANTRY_TOKEN", token);
     }
-    cmd.output().expect("run gantry")
+    cmd
 }
 
 fn stdout(out: &Output) -> String {
@@ -541,11 +553,42 @@ fn kill_9_loses_no_run() {
         (running && log.contains("before the crash")).then_some(())
     });
 
+    // A follower of the interrupted job's log, across the crash: it reconnects to the
+    // restarted server (same address) and resumes where it stopped.
+    let mut follower = client_command(
+        &server.url,
+        Some(&server.token),
+        &["logs", &first.to_string(), "nap", "-f"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("start gantry logs -f");
+    let followed = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let followed = followed.clone();
+        let out = follower.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let mut f = followed.lock().expect("lock");
+                f.push_str(&line);
+                f.push('\n');
+            }
+        })
+    };
+    server.wait_for("the follower to print the first lines", || {
+        let f = followed.lock().expect("lock");
+        f.lines().any(|l| l == "before the crash").then_some(())
+    });
+
     server.kill9();
     let token = server.token.clone();
     let data_dir = server.data.clone();
+    let listen = server.url.trim_start_matches("http://").to_owned();
     drop(server);
-    let server = Server::start(
+    let server = Server::start_on(
+        &listen,
         &data_dir,
         Some(&token),
         &["--jobs", "1", "--poll-interval", "1h"],
@@ -582,6 +625,24 @@ fn kill_9_loses_no_run() {
         }
         assert_eq!(after, 1, "the job finished exactly once:\n{log}");
     }
+
+    // The follower ended by itself when the job did, and printed every line of the
+    // stored log once: nothing lost and nothing repeated by the reconnect.
+    let status = server.wait_for("gantry logs -f to end", || {
+        follower.try_wait().ok().flatten()
+    });
+    reader.join().expect("reader");
+    let mut err = String::new();
+    if let Some(mut e) = follower.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "gantry logs -f failed: {err}");
+    let log = server.ok(&["logs", &first.to_string(), "nap"]);
+    let followed = followed.lock().expect("lock").clone();
+    assert_eq!(
+        followed, log,
+        "the followed lines differ from the stored log"
+    );
 }
 
 const HOOKED: &str = r#"
@@ -841,4 +902,85 @@ fn token_rotate_replaces_the_admin_token() {
     server.ok(&["repo", "list"]);
     let out = client(&server.url, Some(&old), &["repo", "list"]);
     assert_eq!(code(&out), 1, "the old token still works");
+}
+
+/// SIGTERM stops the server cleanly: it exits with 0 and leaves no job process behind;
+/// the job that was running runs again as a new attempt at the next start.
+#[test]
+fn sigterm_stops_jobs_and_resumes_them_at_the_next_start() {
+    let marks = tempfile::tempdir().expect("tempdir");
+    let flag = marks.path().join("first-attempt");
+    // The first attempt sleeps (until stopped); the second finds the flag and ends.
+    let pipeline = format!(
+        r#"
+name: resumable
+on:
+  manual: true
+jobs:
+  work:
+    script:
+      - if [ -e {flag} ]; then echo "second attempt"; else touch {flag}; echo "first attempt"; exec sleep 86399; fi
+"#,
+        flag = flag.display()
+    );
+    let repo = Repo::new(&pipeline);
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::start(data.path(), None, &["--poll-interval", "1h"]);
+    server.ok(&["repo", "add", "resumable", &repo.url()]);
+    server.ok(&["trigger", "resumable"]);
+    let id = server.wait_for("the first attempt to run", || {
+        let runs = server.runs("resumable");
+        let id = runs.first()?["id"].as_i64()?;
+        let log = server.ok(&["logs", &id.to_string(), "work"]);
+        log.lines().any(|l| l == "first attempt").then_some(id)
+    });
+    let sleeper = server.wait_for("the job's sleep process", || {
+        processes_with_arg("86399").into_iter().next()
+    });
+
+    let mut child = server.child.take().expect("child");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = server.wait_for("gantry serve to exit after SIGTERM", || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(0), "{}", server.output());
+    assert!(
+        server.output().contains("gantry serve: stopped"),
+        "{}",
+        server.output()
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{sleeper}")).exists()
+            || std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the job's process {sleeper} outlived the server"
+    );
+
+    let token = server.token.clone();
+    drop(server);
+    let server = Server::start(data.path(), Some(&token), &["--poll-interval", "1h"]);
+    let runs = server.wait_final("resumable", 1);
+    assert_eq!(runs[0]["state"], "succeeded", "{:#}", runs[0]);
+    let run = server.run(id);
+    assert_eq!(run["jobs"][0]["attempt"], 2, "{run:#}");
+    let log = server.ok(&["logs", &id.to_string(), "work"]);
+    assert!(log.lines().any(|l| l == "first attempt"), "{log}");
+    assert!(log.lines().any(|l| l == "second attempt"), "{log}");
+}
+
+/// Pids of processes whose command line is `sleep ARG`.
+fn processes_with_arg(arg: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let parts: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                parts.len() >= 2 && parts[0].ends_with(b"sleep") && parts[1] == arg.as_bytes()
+            })
+        })
+        .collect()
 }

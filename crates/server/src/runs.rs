@@ -469,8 +469,13 @@ pub fn default_name(repo: &str, path: &str) -> String {
     }
 }
 
-/// The full name of `r` among the mirror's refs (`develop` → `refs/heads/develop`).
+/// The full name of `r` among the mirror's refs (`develop` → `refs/heads/develop`); a
+/// name that is already full is taken as it is (webhooks and polls name refs fully,
+/// and listing every ref would cost them two git processes).
 async fn full_ref(mirror: &Mirror, r: &str) -> Result<Option<String>, GitError> {
+    if r.starts_with("refs/heads/") || r.starts_with("refs/tags/") {
+        return Ok(Some(r.to_string()));
+    }
     Ok(find_ref(mirror, r).await?.map(|x| x.name))
 }
 

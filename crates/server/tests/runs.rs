@@ -476,3 +476,66 @@ async fn lease_waits_for_work_and_refuses_other_protocols() {
     let err = f.source.lease(&old, Duration::ZERO).await.unwrap_err();
     assert!(matches!(err, LeaseError::Incompatible { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn concurrency_limit_two_lets_two_runs_in() {
+    let f = Fixture::new(&GROUPED.replace("limit: 1", "limit: 2")).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(f.trigger(json!({})).await["id"].as_i64().unwrap());
+    }
+    let first = f.lease().await;
+    let second = f.lease().await;
+    assert_eq!((first.run_id, second.run_id), (ids[0], ids[1]));
+    assert!(f.try_lease().await.is_none());
+    f.finish(&second, JobReport::Succeeded).await;
+    let third = f.lease().await;
+    assert_eq!(third.run_id, ids[2]);
+}
+
+#[tokio::test]
+async fn a_restart_keeps_runs_and_logs_and_requeues_builtin_jobs() {
+    let f = Fixture::new(TWO).await;
+    let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
+    let queued = f.trigger(json!({})).await["id"].as_i64().unwrap();
+    let lease = f.lease_as(gantry_server::BUILTIN_EXECUTOR).await;
+    f.log(&lease.id, 0, &["before the crash"]).await;
+    let Fixture {
+        data,
+        repo: _repo,
+        server,
+        pg,
+        ..
+    } = f;
+    server.shutdown().await;
+
+    let server = common::start_server(common::config(data.path()), &pg).await;
+    assert_eq!(server.admin_token(), None, "the admin token is made once");
+    let store = &server.state().store;
+    let jobs = store.jobs(id).await.unwrap();
+    assert_eq!(jobs[0].state, JobState::Queued);
+    assert_eq!(store.run(queued).await.unwrap().state, RunState::Queued);
+    // The job runs again as a new attempt; the old lease is dead.
+    let source = server.job_source();
+    let again = source
+        .lease(
+            &executor(gantry_server::BUILTIN_EXECUTOR),
+            Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.run_id, again.attempt), (id, 2));
+    assert!(
+        source
+            .finish(&lease.id, finish(JobReport::Succeeded))
+            .await
+            .is_err()
+    );
+    // The log written before the restart is still there, with what happened since.
+    let log = server.state().logs.read_from(id, "a", 0).await.unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.contains("before the crash"), "{log}");
+    assert!(log.contains("was lost"), "{log}");
+    server.shutdown().await;
+}

@@ -1413,8 +1413,8 @@ async fn queue_stats(db: &mut Db) {
     s.set_run_state(r3.id, RunState::Failed, NOW)
         .await
         .expect("state");
-    lease(s, "e", "l", NOW).await.expect("a job");
-    let _ = r1;
+    let leased = lease(s, "e", "l", NOW).await.expect("a job");
+    assert_eq!((leased.job.run_id, leased.job.idx), (r1.id, 0));
     assert_eq!(
         s.queue_stats().await.expect("stats"),
         QueueStats {

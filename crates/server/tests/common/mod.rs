@@ -1,6 +1,9 @@
 //! Shared fixture of the server tests: a real server (SQLite in a temp dir, a real
 //! listener) over a real git repository, the router driven with `oneshot`, and the
 //! in-process job source driven by hand as a test executor.
+//!
+//! With `GANTRY_TEST_POSTGRES` set (`cargo xtask test` sets it), every fixture runs on
+//! PostgreSQL instead, in a schema `server_<pid>_<n>` of that (throw-away) test database.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::print_stderr)]
 
@@ -28,6 +31,22 @@ pub struct Fixture {
     pub server: Server,
     pub token: String,
     pub source: Arc<dyn JobSource>,
+    /// PostgreSQL URL and schema, when the tests run against PostgreSQL.
+    pub pg: Option<(String, String)>,
+}
+
+/// Starts a server on SQLite under the data directory, or — with `GANTRY_TEST_POSTGRES`
+/// set — on PostgreSQL in a schema of its own, so the same tests cover both.
+pub async fn start_server(c: ServerConfig, pg: &Option<(String, String)>) -> Server {
+    match pg {
+        Some((url, schema)) => {
+            let store = gantry_store::PgStore::connect_in_schema(url, schema)
+                .await
+                .unwrap();
+            Server::start_with_store(c, Arc::new(store)).await.unwrap()
+        }
+        None => Server::start(c).await.unwrap(),
+    }
 }
 
 /// Options of [`Fixture::start`].
@@ -55,7 +74,12 @@ impl Fixture {
         let data = tempfile::tempdir().unwrap();
         let mut c = config(data.path());
         tweak(&mut c);
-        let server = Server::start(c).await.unwrap();
+        let pg = std::env::var("GANTRY_TEST_POSTGRES").ok().map(|url| {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            (url, format!("server_{}_{n}", std::process::id()))
+        });
+        let server = start_server(c, &pg).await;
         let token = server.admin_token().unwrap().to_string();
         let source = server.job_source();
         let f = Fixture {
@@ -64,6 +88,7 @@ impl Fixture {
             server,
             token,
             source,
+            pg,
         };
         let (status, body) = f
             .call(
