@@ -247,8 +247,27 @@ async fn expiry_loop(state: State) {
     }
 }
 
+/// Whether a job whose executor died must not simply run again: a `deploy` job may have
+/// changed an environment half-way, so a person decides (the job ends errored with why).
+async fn unsafe_to_repeat(state: &State, job: &gantry_store::Job) -> bool {
+    let Ok(run) = state.store.run(job.run_id).await else {
+        return false;
+    };
+    let Some(plan) = run
+        .plan_json
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<gantry_pipeline::Plan>(p).ok())
+    else {
+        return false;
+    };
+    usize::try_from(job.idx)
+        .ok()
+        .and_then(|i| plan.jobs.get(i))
+        .is_some_and(|j| j.deploy.is_some())
+}
+
 /// Expires overdue leases (or every lease of `executor`), logs what became of each job,
-/// and advances the runs concerned.
+/// and advances the runs concerned. A `deploy` job is not queued again: it ends errored.
 pub async fn expire(
     state: &State,
     executor: Option<&str>,
@@ -260,6 +279,32 @@ pub async fn expire(
         .await?;
     let mut runs = std::collections::BTreeSet::new();
     for e in &expired {
+        if e.job.state == JobState::Queued && unsafe_to_repeat(state, &e.job).await {
+            let text = format!(
+                "lease of executor {} was lost (attempt {}) while this deployment job ran; \
+                 a deployment is not repeated automatically: check the environment, then \
+                 rerun the run",
+                e.executor, e.job.attempt
+            );
+            state
+                .store
+                .transition_jobs(
+                    e.job.run_id,
+                    &[gantry_store::JobTransition {
+                        idx: e.job.idx,
+                        state: JobState::Errored,
+                        message: Some(text.clone()),
+                    }],
+                    now,
+                )
+                .await?;
+            state
+                .logs
+                .system(e.job.run_id, &e.job.key, now, &text)
+                .await;
+            runs.insert(e.job.run_id);
+            continue;
+        }
         let text = match e.job.state {
             JobState::Queued => format!(
                 "lease of executor {} was lost (attempt {}); the job is queued again",

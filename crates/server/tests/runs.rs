@@ -539,3 +539,36 @@ async fn a_restart_keeps_runs_and_logs_and_requeues_builtin_jobs() {
     assert!(log.contains("was lost"), "{log}");
     server.shutdown().await;
 }
+
+const DEPLOYS: &str = "\
+jobs:
+  ship:
+    environment: staging
+    deploy:
+      compose: deploy/docker-compose.yml
+";
+
+#[tokio::test]
+async fn a_deploy_job_cut_off_by_a_crash_is_errored_not_repeated() {
+    let f = Fixture::new(DEPLOYS).await;
+    let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
+    let lease = f.lease_as(gantry_server::BUILTIN_EXECUTOR).await;
+    gantry_server::server::recover(f.server.state())
+        .await
+        .unwrap();
+    let ship = f.jobs(id).await.into_iter().next().unwrap();
+    assert_eq!(ship.state, JobState::Errored);
+    let message = ship.message.unwrap_or_default();
+    assert!(message.contains("not repeated automatically"), "{message}");
+    assert_eq!(f.run(id).await.state, RunState::Failed);
+    assert!(
+        f.try_lease().await.is_none(),
+        "the deployment was handed out again"
+    );
+    assert!(
+        f.source
+            .finish(&lease.id, finish(JobReport::Succeeded))
+            .await
+            .is_err()
+    );
+}
