@@ -80,6 +80,21 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fix: Fix::Apt(&["python3-aiosmtpd"]),
     },
     Requirement {
+        name: "chromium",
+        group: BASE,
+        // The browser of the web UI tests (crates/cli/tests/ui.rs); probed without
+        // starting it.
+        probe: &["sh", "-c", "command -v chromium"],
+        fix: Fix::Apt(&["chromium"]),
+    },
+    Requirement {
+        name: "chromium-driver",
+        group: BASE,
+        // chromedriver, which the web UI tests start on a free loopback port.
+        probe: &["chromedriver", "--version"],
+        fix: Fix::Apt(&["chromium", "chromium-driver"]),
+    },
+    Requirement {
         name: "cargo-nextest",
         group: BASE,
         probe: &["cargo", "nextest", "--version"],
@@ -374,6 +389,8 @@ mod tests {
                 "sh",
                 "git",
                 "python3-aiosmtpd",
+                "chromium",
+                "chromium-driver",
                 "cargo-nextest",
                 "docker.io",
                 "docker daemon",

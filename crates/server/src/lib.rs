@@ -32,6 +32,7 @@ pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod triggers;
+pub mod web;
 
 pub use auth::rotate_admin_token;
 pub use config::{ServerConfig, SmtpConfig, SmtpSettings, SmtpTls};

@@ -36,7 +36,8 @@ pub struct Writer(pub Caller);
 
 async fn caller(parts: &Parts, state: &State) -> Result<Option<Token>, ApiError> {
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
+        // The web UI's session cookie counts for reading (log streams, downloads).
+        return Ok(crate::web::session::cookie_token(parts, state).await);
     };
     let text = value
         .to_str()

@@ -30,6 +30,7 @@ use crate::state::State;
 pub fn router(state: State) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        .merge(crate::web::routes())
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi_json))
         .route("/api/repos", get(repos::list).post(repos::add))
