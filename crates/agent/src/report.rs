@@ -58,20 +58,7 @@ pub(crate) fn system_line(text: String) -> LogLine {
     }
 }
 
-/// An error and its causes, `: `-separated.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use gantry_engine::error_chain as chain;
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@ mod testutil;
 
 pub use config::{ArtifactSummary, Backends, JobSummary, RunConfig, RunSummary};
 pub use event::*;
+pub use runner::chain as error_chain;
 pub use scheduler::{job_keys, run};
 pub use single::{JobRun, OneJobResult, run_one};
 pub use source::{Source, SourceError, SourceInfo};

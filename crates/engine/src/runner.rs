@@ -486,8 +486,8 @@ impl Runner<'_> {
     }
 }
 
-/// An error and its causes, `: `-separated.
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+/// An error and its causes, `: `-separated (for messages users read; executors use it too).
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
