@@ -193,46 +193,72 @@ async fn refresh_specs(state: &State, repo: &Repo) {
 }
 
 async fn cron_loop(state: State) {
-    // Slots are counted from the server's start: a schedule does not fire for slots in
-    // the past. Each slot's run carries the slot in its dedup key, so two servers (or a
-    // restart within the minute) start it once.
-    let started = now_ms();
-    let mut last: HashMap<(i64, String, String), i64> = HashMap::new();
+    let mut clock = ScheduleClock::new(now_ms());
     loop {
-        let now = now_ms();
-        let due: Vec<(i64, String, i64)> = {
-            let specs = state.specs.lock().unwrap_or_else(|e| e.into_inner());
-            let mut due = Vec::new();
-            for (repo_id, list) in specs.iter() {
-                for spec in list {
-                    for expr in &spec.on.schedule {
-                        let key = (*repo_id, spec.name().to_string(), expr.value.clone());
-                        let since = *last.get(&key).unwrap_or(&started);
-                        if let Some(slot) = crate::triggers::cron::due(&expr.value, since, now) {
-                            last.insert(key, slot);
-                            due.push((*repo_id, spec.name().to_string(), slot));
-                        }
-                    }
-                }
-            }
-            due
-        };
-        for (repo_id, pipeline, slot) in due {
-            let repos = state.store.list_repos().await.unwrap_or_default();
-            let Some(repo) = repos.into_iter().find(|r| r.id == repo_id) else {
-                continue;
-            };
-            let mut req = RunRequest::new(Event::Schedule, "Started by schedule");
-            req.pipeline = Some(pipeline.clone());
-            req.dedup_key = Some(format!("schedule:{slot}"));
-            if let Err(e) = start_runs(&state, &repo, req).await {
-                tracing::warn!(repo = %repo.name, %pipeline, "schedule could not start a run: {e}");
-            }
-        }
+        fire_schedules(&state, &mut clock, now_ms()).await;
         if !pause(&state, Duration::from_secs(10)).await {
             return;
         }
     }
+}
+
+/// Which schedule slots have been handled. Slots are counted from `started` (the server's
+/// start): a schedule does not fire for slots in the past. Each slot's run carries the
+/// slot in its dedup key, so two servers (or a restart within the minute) start it once.
+#[derive(Debug)]
+pub struct ScheduleClock {
+    started: i64,
+    last: HashMap<(i64, String, String), i64>,
+}
+
+impl ScheduleClock {
+    /// A clock that fires slots after `started` (unix ms).
+    pub fn new(started: i64) -> ScheduleClock {
+        ScheduleClock {
+            started,
+            last: HashMap::new(),
+        }
+    }
+}
+
+/// Starts one run for every schedule slot that fell due up to `now` (the latest slot of
+/// each `on.schedule` entry, not one per missed slot), for the pipelines last read from
+/// each repository's default branch. Returns the runs started.
+pub async fn fire_schedules(state: &State, clock: &mut ScheduleClock, now: i64) -> Vec<i64> {
+    let due: Vec<(i64, String, i64)> = {
+        let specs = state.specs.lock().unwrap_or_else(|e| e.into_inner());
+        let mut due = Vec::new();
+        for (repo_id, list) in specs.iter() {
+            for spec in list {
+                for expr in &spec.on.schedule {
+                    let key = (*repo_id, spec.name().to_string(), expr.value.clone());
+                    let since = *clock.last.get(&key).unwrap_or(&clock.started);
+                    if let Some(slot) = crate::triggers::cron::due(&expr.value, since, now) {
+                        clock.last.insert(key, slot);
+                        due.push((*repo_id, spec.name().to_string(), slot));
+                    }
+                }
+            }
+        }
+        due
+    };
+    let mut started = Vec::new();
+    for (repo_id, pipeline, slot) in due {
+        let repos = state.store.list_repos().await.unwrap_or_default();
+        let Some(repo) = repos.into_iter().find(|r| r.id == repo_id) else {
+            continue;
+        };
+        let mut req = RunRequest::new(Event::Schedule, "Started by schedule");
+        req.pipeline = Some(pipeline.clone());
+        req.dedup_key = Some(format!("schedule:{slot}"));
+        match start_runs(state, &repo, req).await {
+            Ok(runs) => started.extend(runs.iter().map(|r| r.id)),
+            Err(e) => {
+                tracing::warn!(repo = %repo.name, %pipeline, "schedule could not start a run: {e}")
+            }
+        }
+    }
+    started
 }
 
 async fn expiry_loop(state: State) {

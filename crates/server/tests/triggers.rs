@@ -192,3 +192,45 @@ async fn failure_notifies_the_webhook() {
     assert!(text.contains("app #1 failed"), "{text}");
     assert!(text.contains("build"), "{text}");
 }
+
+#[tokio::test]
+async fn a_schedule_slot_starts_one_run_also_across_restarts() {
+    let f =
+        Fixture::new("on:\n  schedule: [\"*/5 * * * *\"]\njobs:\n  nightly:\n    script: [make]\n")
+            .await;
+    let repo = first_poll_done(&f).await;
+    // The first poll read the pipelines of the default branch, schedules included.
+    gantry_server::loops::poll_repo(f.server.state(), &repo).await;
+    let state = f.server.state();
+    let minute = 60_000;
+    // A server started at 00:01 (in some day's minutes) sees the 00:05 slot at 00:07.
+    let day = 1_800_000_000_000 / (1440 * minute) * (1440 * minute);
+    let mut clock = gantry_server::loops::ScheduleClock::new(day + minute);
+    assert!(
+        gantry_server::loops::fire_schedules(state, &mut clock, day + 3 * minute)
+            .await
+            .is_empty(),
+        "no slot is due before 00:05"
+    );
+    let fired = gantry_server::loops::fire_schedules(state, &mut clock, day + 7 * minute).await;
+    assert_eq!(fired.len(), 1);
+    let run = f.run(fired[0]).await;
+    assert_eq!(run.cause, "Started by schedule");
+    assert_eq!(run.event, "schedule");
+    // The same slot again, and a restarted server's fresh clock, start nothing more.
+    assert!(
+        gantry_server::loops::fire_schedules(state, &mut clock, day + 8 * minute)
+            .await
+            .is_empty()
+    );
+    let mut restarted = gantry_server::loops::ScheduleClock::new(day + 4 * minute);
+    assert!(
+        gantry_server::loops::fire_schedules(state, &mut restarted, day + 8 * minute)
+            .await
+            .is_empty()
+    );
+    // The next slot (00:10) is a new run, even after missing several checks.
+    let next = gantry_server::loops::fire_schedules(state, &mut clock, day + 12 * minute).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(run_count(&f).await, 2);
+}
