@@ -91,25 +91,23 @@ fn start(data: &Path, token: Option<String>) -> Serve {
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--backend", "local", "--jobs", "2", "--poll-interval", "1h"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The first start prints the admin token on stderr; the rest of stderr is drained so
+    // the server never blocks on a full pipe.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let token = match token {
         Some(t) => t,
-        None => {
-            let stdout = child.stdout.take().unwrap();
-            let mut found = None;
-            for line in BufReader::new(stdout).lines() {
-                let line = line.unwrap();
-                if line.contains("admin token") {
-                    found = line.rsplit(' ').next().map(str::to_owned);
-                    break;
-                }
-            }
-            found.expect("gantry serve printed no admin token")
-        }
+        None => lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find(|l| l.contains("GANTRY_TOKEN="))
+            .and_then(|l| l.rsplit('=').next().map(str::to_owned))
+            .expect("gantry serve printed no admin token"),
     };
+    std::thread::spawn(move || lines.for_each(drop));
     let url = format!("http://127.0.0.1:{port}");
     let serve = Serve { child, url, token };
     let deadline = Instant::now() + Duration::from_secs(60);

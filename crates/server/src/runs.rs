@@ -148,8 +148,16 @@ pub async fn start_runs(state: &State, repo: &Repo, req: RunRequest) -> Result<V
     }
     let branch = git_ref.strip_prefix("refs/heads/").map(str::to_string);
     let tag = git_ref.strip_prefix("refs/tags/").map(str::to_string);
+    // Changed paths cost three git processes; only `when: { changed: … }` reads them.
+    let wants_changed = files.iter().any(|(_, _, parsed)| {
+        parsed
+            .as_ref()
+            .is_ok_and(|spec| spec.jobs.iter().any(|j| j.when.changed.is_some()))
+    });
     let changed = match &req.before {
-        Some(b) if !b.bytes().all(|c| c == b'0') => mirror.changed_paths(b, &commit).await.ok(),
+        Some(b) if wants_changed && !b.bytes().all(|c| c == b'0') => {
+            mirror.changed_paths(b, &commit).await.ok()
+        }
         _ => None,
     };
     let manual = matches!(req.event, Event::Manual);
