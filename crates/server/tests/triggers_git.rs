@@ -1,33 +1,15 @@
 //! `git ls-remote` and the bare mirror against real repositories made with the git CLI.
 
 use std::path::Path;
-use std::process::Command;
 
 use gantry_pipeline::GlobPattern;
 use gantry_server::git::{GitError, Mirror, RemoteRef, ls_remote};
 use gantry_server::triggers::refs::{fires, ref_choices};
 
-/// Runs git in `dir` with a fixed identity and no user configuration; returns stdout.
+/// Runs git in `dir` (test-support's fixed identity, no user configuration); returns
+/// stdout without the trailing newline.
 fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "gantry test")
-        .env("GIT_AUTHOR_EMAIL", "test@gantry.invalid")
-        .env("GIT_COMMITTER_NAME", "gantry test")
-        .env("GIT_COMMITTER_EMAIL", "test@gantry.invalid")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    gantry_test_support::git(dir, args).trim().to_string()
 }
 
 fn write(dir: &Path, rel: &str, text: &str) {
