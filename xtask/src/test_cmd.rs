@@ -84,6 +84,11 @@ pub fn run(root: &Path, opts: &TestOptions) -> Result<i32> {
     cmd.current_dir(root)
         .args(runner_command(use_nextest, ci, &opts.runner_args));
     prepare_env(&mut cmd);
+    // A CI build is built once and thrown away: incremental state would only take disk
+    // (1.5 GB of it for this workspace) and time.
+    if ci && std::env::var_os("CARGO_INCREMENTAL").is_none() {
+        cmd.env("CARGO_INCREMENTAL", "0");
+    }
     // The store tests run against PostgreSQL too; a URL the caller set wins.
     if reqs
         .iter()
