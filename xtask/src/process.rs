@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -26,23 +26,36 @@ pub fn command(program: &str) -> Command {
 }
 
 /// `PATH` plus the sbin folders, where Debian puts daemons and admin tools (`dockerd`,
-/// `debootstrap`): a non-login root shell may lack them, and the tests need them.
+/// `debootstrap`): a non-login root shell may lack them, and the tests need them. Plus
+/// `CARGO_HOME/bin`, where [`cargo install`](crate::requirements::cargo_install) puts
+/// the tools built from crates.io (geckodriver).
 pub fn search_path() -> OsString {
     let current = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&current).collect();
+    let cargo_bin = cargo_home().join("bin");
     for extra in [
-        "/usr/local/sbin",
-        "/usr/sbin",
-        "/sbin",
-        "/usr/local/bin",
-        "/usr/bin",
-        "/bin",
+        Path::new("/usr/local/sbin"),
+        Path::new("/usr/sbin"),
+        Path::new("/sbin"),
+        Path::new("/usr/local/bin"),
+        Path::new("/usr/bin"),
+        Path::new("/bin"),
+        &cargo_bin,
     ] {
-        if !dirs.iter().any(|d| d.as_os_str() == extra) {
+        if !dirs.iter().any(|d| d == extra) {
             dirs.push(extra.into());
         }
     }
     std::env::join_paths(dirs).unwrap_or(current)
+}
+
+/// Cargo's home, as cargo finds it: `CARGO_HOME`, else `~/.cargo`.
+pub fn cargo_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        return home.into();
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    PathBuf::from(home).join(".cargo")
 }
 
 /// The command line as a shell would show it.
@@ -127,6 +140,18 @@ mod tests {
         assert!(!succeeds(&["sh", "-c", "exit 3"], t));
         assert!(!succeeds(&["gantry-no-such-program-xyz"], t));
         assert!(!succeeds(&[], t));
+    }
+
+    #[test]
+    fn search_path_has_the_sbin_folders_and_cargo_installs() {
+        let dirs: Vec<PathBuf> = std::env::split_paths(&search_path()).collect();
+        for dir in [
+            PathBuf::from("/usr/sbin"),
+            PathBuf::from("/usr/bin"),
+            cargo_home().join("bin"),
+        ] {
+            assert!(dirs.contains(&dir), "{} in {dirs:?}", dir.display());
+        }
     }
 
     #[test]

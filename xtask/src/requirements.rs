@@ -2,10 +2,10 @@
 //! where we are root and only package registries are reachable.
 //!
 //! Each [`Requirement`] is one line of data: a probe command that exits 0 when it is met,
-//! and a [`Fix`] (install Debian packages, start a daemon, or fall back to something
-//! else). The groups of [`DEFAULT_GROUPS`] are always set up; others are opt-in
-//! (`cargo xtask test --with GROUP`) until the
-//! tests that need them land; enabling one for everybody is moving its rows to `base`.
+//! and a [`Fix`] (install Debian packages, build a tool from crates.io, start a daemon,
+//! or fall back to something else). The groups of [`DEFAULT_GROUPS`] are always set up;
+//! others are opt-in (`cargo xtask test --with GROUP`) until the tests that need them
+//! land; enabling one for everybody is moving its rows to `base`.
 
 use std::fs::{self, File};
 use std::path::PathBuf;
@@ -47,6 +47,14 @@ pub enum Fix {
     Start(fn() -> Result<()>),
     /// Not fatal: carry on without it; the text says what happens instead.
     Fallback(&'static str),
+    /// Build this crate's binaries from crates.io with `cargo install --locked` at this
+    /// exact version, into [`cargo_home`](process::cargo_home) (see [`cargo_install`]).
+    Cargo {
+        /// The crate on crates.io.
+        krate: &'static str,
+        /// Its pinned version.
+        version: &'static str,
+    },
 }
 
 /// Name of the requirement that a Docker daemon answers; the test images are built
@@ -93,6 +101,26 @@ pub const REQUIREMENTS: &[Requirement] = &[
         // chromedriver, which the web UI tests start on a free loopback port.
         probe: &["chromedriver", "--version"],
         fix: Fix::Apt(&["chromium", "chromium-driver"]),
+    },
+    Requirement {
+        name: "firefox-esr",
+        group: BASE,
+        // The second browser of the web UI tests; probed without starting it. A `firefox`
+        // of the user's own would do as well (the tests look for either).
+        probe: &["sh", "-c", "command -v firefox-esr || command -v firefox"],
+        fix: Fix::Apt(&["firefox-esr"]),
+    },
+    Requirement {
+        name: "geckodriver",
+        group: BASE,
+        // Firefox's WebDriver server. Debian has no package of it and nothing but the
+        // package registries is reachable, so it is built from crates.io: once per
+        // machine, kept in CARGO_HOME's bin like any `cargo install`.
+        probe: &["geckodriver", "--version"],
+        fix: Fix::Cargo {
+            krate: "geckodriver",
+            version: GECKODRIVER_VERSION,
+        },
     },
     Requirement {
         name: "cargo-nextest",
@@ -152,6 +180,10 @@ pub const REQUIREMENTS: &[Requirement] = &[
         fix: Fix::Start(crate::postgres::create_role),
     },
 ];
+
+/// The geckodriver that `cargo xtask test` installs when there is none (a version that
+/// supports the Firefox ESR of Debian's bookworm).
+pub const GECKODRIVER_VERSION: &str = "0.37.1";
 
 /// Name of the requirement that a registry listens on 127.0.0.1:5000 (push/pull tests).
 pub const REGISTRY: &str = "registry on 127.0.0.1:5000";
@@ -217,6 +249,8 @@ pub fn ensure(reqs: &[&Requirement]) -> Result<Vec<&'static str>> {
             Fix::Start(start) => {
                 start().with_context(|| format!("could not start {}", req.name))?
             }
+            Fix::Cargo { krate, version } => cargo_install(krate, version)
+                .with_context(|| format!("could not install {}", req.name))?,
         }
         if !succeeds(req.probe, PROBE_TIMEOUT) {
             bail!(
@@ -257,6 +291,40 @@ fn apt_install(packages: &[&str], updated: &mut bool) -> Result<()> {
     let mut args = vec!["install", "-y", "--no-install-recommends"];
     args.extend(packages);
     apt(&args)
+}
+
+/// `cargo install --locked KRATE@VERSION` into [`cargo_home`](process::cargo_home), whose
+/// `bin` is on the [search path](process::search_path) of the probes and the tests, and
+/// which outlives the checkout and its target dir: the build (minutes on two cores)
+/// happens once per machine. The build's own target dir is cargo's temporary one,
+/// deleted afterwards.
+pub fn cargo_install(krate: &str, version: &str) -> Result<()> {
+    let root = process::cargo_home();
+    say(&format!(
+        "building {krate} {version} from crates.io into {} (once per machine; a few \
+         minutes on two cores)",
+        root.join("bin").display()
+    ));
+    let started = Instant::now();
+    let mut cmd = command(&crate::metadata::cargo());
+    cmd.args(["install", "--locked", "--version", version, "--root"])
+        .arg(&root)
+        .arg(krate)
+        // Outside the workspace, so that nothing of its config applies, and with cargo's
+        // own temporary target dir rather than the caller's.
+        .current_dir(std::env::temp_dir())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET_DIR")
+        .stdin(Stdio::null());
+    let status = process::run(&mut cmd)?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", process::display(&cmd));
+    }
+    say(&format!(
+        "{krate} {version} built and installed in {}s",
+        started.elapsed().as_secs()
+    ));
+    Ok(())
 }
 
 /// Where the daemons started by the test setup log.
@@ -391,6 +459,8 @@ mod tests {
                 "python3-aiosmtpd",
                 "chromium",
                 "chromium-driver",
+                "firefox-esr",
+                "geckodriver",
                 "cargo-nextest",
                 "docker.io",
                 "docker daemon",

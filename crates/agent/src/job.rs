@@ -10,6 +10,9 @@
 //!   down, and finishes `Cancelled`;
 //! - the server, through `Lost` or a `Stale` refusal of any call: the job is killed and
 //!   nothing more is reported (another executor may have the job by now);
+//! - the executor's own clock, when no heartbeat was confirmed for the lease's whole time
+//!   to live (the server unreachable, the token revoked): the lease has expired on the
+//!   server, so the job is killed and nothing more is reported, as for `Lost`;
 //! - the executor shutting down: the job is killed and nothing is reported, so that its
 //!   lease expires and the server hands the job out again as a new attempt.
 
@@ -348,22 +351,38 @@ const HEARTBEAT_AT_LEAST_EVERY: Duration = Duration::from_secs(2);
 /// Extends the lease every third of its time to live (or every
 /// [`HEARTBEAT_AT_LEAST_EVERY`], if sooner) until `beating` is cancelled, and acts on what
 /// the server answers.
+///
+/// A heartbeat that fails (server unreachable, token revoked) is tried again at the next
+/// beat. Once no heartbeat has been confirmed for the lease's whole time to live, the
+/// server has expired the lease by its own clock and may have handed the job to another
+/// executor: the job is killed and its result dropped, as if the server had said `Lost`.
 async fn heartbeat(
     source: Arc<dyn JobSource>,
     lease: Lease,
     control: Arc<Control>,
     beating: CancellationToken,
 ) {
+    let ttl = Duration::from_secs(lease.ttl_secs.max(1));
     let period = Duration::from_millis(lease.ttl_secs.saturating_mul(1000) / 3)
         .clamp(Duration::from_millis(100), HEARTBEAT_AT_LEAST_EVERY);
+    // The lease was handed out no later than now.
+    let mut confirmed = Instant::now();
     loop {
         tokio::select! {
             () = beating.cancelled() => return,
             () = tokio::time::sleep(period) => {}
         }
-        match source.heartbeat(&lease.id).await {
-            Ok(LeaseState::Ok) => {}
+        // The server extends the deadline from when it reads the heartbeat, which is
+        // after it was sent: counting from the sending errs on the safe side.
+        let sent = Instant::now();
+        let answer = tokio::select! {
+            () = beating.cancelled() => return,
+            answer = source.heartbeat(&lease.id) => answer,
+        };
+        match answer {
+            Ok(LeaseState::Ok) => confirmed = sent,
             Ok(LeaseState::Cancelled) => {
+                confirmed = sent;
                 control.server_cancelled.store(true, Ordering::SeqCst);
                 control.cancel.cancel();
             }
@@ -371,8 +390,11 @@ async fn heartbeat(
                 control.lose();
                 return;
             }
-            // Unreachable for now: try again on the next beat; if the lease expires
-            // meanwhile, the server says so then.
+            Err(_) if confirmed.elapsed() >= ttl => {
+                control.lose();
+                return;
+            }
+            // Try again at the next beat.
             Err(_) => {}
         }
     }

@@ -4,13 +4,16 @@
 //! in batches, heartbeats, artifact blobs, the final result.
 //!
 //! The server's built-in executor runs this loop over an in-process source; remote agents
-//! run it over HTTP. See [`Executor`] for the loop, `job.rs` for one lease from start to
+//! run it over HTTP with [`HttpJobSource`] (`http.rs`), the client of the server's agent
+//! routes. See [`Executor`] for the loop, `job.rs` for one lease from start to
 //! report, `checkout.rs` for the git mirror cache and `logs.rs` for log batching.
 
 mod checkout;
 mod executor;
+mod http;
 mod job;
 mod logs;
 mod report;
 
 pub use executor::{Executor, ExecutorConfig, ExecutorError};
+pub use http::HttpJobSource;

@@ -3,7 +3,7 @@
 //! Parsing only: values that need more than clap's checks (`K=V` pairs, secrets files)
 //! are validated by the command that uses them, so that errors can name the pipeline.
 
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -24,6 +24,7 @@ Examples:
   gantry serve --data /var/lib/gantry start a CI server with a built-in executor
   gantry runs go-auth                 list runs of a repository on a server
   gantry logs 42 -f                   follow the logs of run 42
+  gantry agent --server URL --token T run jobs of a server on this machine
 
 Exit codes: 0 success, 1 the pipeline failed (or lint found errors),
 2 invalid pipeline or usage, 130 cancelled (Ctrl-C / SIGTERM).";
@@ -76,6 +77,9 @@ pub enum Command {
     /// Register and list repositories on a server.
     #[command(subcommand)]
     Repo(RepoCommand),
+    /// Manage the user accounts that log in to a server's web UI.
+    #[command(subcommand, long_about = USER_LONG_ABOUT)]
+    User(UserCommand),
     /// List runs on a server.
     #[command(long_about = RUNS_LONG_ABOUT)]
     Runs(RunsArgs),
@@ -90,7 +94,61 @@ pub enum Command {
     /// Run a finished run again (all of it, or only its failed jobs).
     #[command(long_about = RERUN_LONG_ABOUT)]
     Rerun(RerunArgs),
+    /// Run jobs of a server on this machine: an executor that leases work over HTTP.
+    #[command(long_about = AGENT_LONG_ABOUT)]
+    Agent(AgentArgs),
+    /// Create, list and revoke the tokens agents connect with.
+    #[command(subcommand, name = "agent-token", long_about = AGENT_TOKEN_LONG_ABOUT)]
+    AgentToken(AgentTokenCommand),
+    /// List the agents online on a server.
+    #[command(long_about = AGENTS_LONG_ABOUT)]
+    Agents(AgentsArgs),
 }
+
+const AGENT_LONG_ABOUT: &str = "\
+Run jobs of a gantry server on this machine. The agent connects to the server with a token
+made by `gantry agent-token create NAME`, announces its labels and how many jobs it runs at
+once, and leases jobs: it checks out their source, runs them with the local backend (host
+processes) or Docker (jobs with `image`), streams their logs, uploads their artifacts and
+reports the result. Jobs with `runs_on: { KEY: VALUE }` only go to agents with that label.
+
+Labels: backend=local|docker, os and arch are set automatically; add your own with
+--label KEY=VALUE.
+
+An unreachable server is retried with a growing pause; a wrong or revoked token, or a
+server that speaks another protocol version, stops the agent with an error. At start, the
+agent removes what a previous run of the same agent (same --work-dir) left behind: job
+directories, and Docker containers and networks of gantry processes that died.
+
+The first SIGINT/SIGTERM stops taking new jobs and waits for the running ones to finish;
+a second one cancels them (the server runs them again elsewhere), a third exits at once.
+
+Examples:
+  gantry agent --server https://ci.example.com --token gantry_…
+  GANTRY_AGENT_TOKEN=… gantry agent --server http://ci:8080 --name build-2 --jobs 4
+  gantry agent --server http://ci:8080 --label pool=gpu --label zone=eu --backend docker
+
+Exit codes: 0 stopped by a signal after the running jobs finished, 1 refused by the server
+or failed, 2 usage, 130 stopped with running jobs cancelled.";
+
+const AGENT_TOKEN_LONG_ABOUT: &str = "\
+Tokens agents connect with (`gantry agent --token`). A token is shown once, when it is
+created; the server keeps only its hash. Revoking a token disconnects the agents using it
+at their next request; their running jobs go to other agents. Needs an admin token
+(GANTRY_TOKEN).
+
+Examples:
+  gantry agent-token create build-1
+  gantry agent-token list
+  gantry agent-token revoke build-1";
+
+const AGENTS_LONG_ABOUT: &str = "\
+List the executors online on a server (remote agents and the server's built-in one): their
+labels, how many jobs each runs at once and is running, and when each was last heard from.
+
+Examples:
+  gantry agents
+  gantry agents --json | jq '.[].name'";
 
 const SERVE_LONG_ABOUT: &str = "\
 Start the CI server: the REST API, git polling, webhooks, cron schedules, the persistent
@@ -228,6 +286,19 @@ pub struct ServeArgs {
     /// Where the built-in executor runs jobs (as for `gantry run`).
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+
+    /// How long a job's lease lives without a heartbeat from its executor, e.g. `30s`:
+    /// when an agent dies or is cut off, its jobs run again elsewhere after this long.
+    #[arg(long, value_name = "DURATION")]
+    pub lease_ttl: Option<String>,
+
+    /// How many times a job is handed out before a lost lease ends it errored.
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<NonZeroU32>,
+
+    /// Largest artifact file an executor may upload, e.g. `1GiB`, `200MB`, `512KiB`.
+    #[arg(long, value_name = "SIZE")]
+    pub max_artifact_size: Option<String>,
 }
 
 /// `--smtp-tls`.
@@ -239,6 +310,90 @@ pub enum SmtpTlsChoice {
     Starttls,
     /// TLS from the first byte.
     Tls,
+}
+
+/// `gantry agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The gantry server's URL.
+    #[arg(long, value_name = "URL", env = "GANTRY_SERVER")]
+    pub server: String,
+
+    /// The agent token (`gantry agent-token create NAME` prints one); better given
+    /// through the environment than on the command line.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GANTRY_AGENT_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: String,
+
+    /// The agent's name, unique among the server's agents (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// A label jobs can ask for with `runs_on: { KEY: VALUE }` (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// How many jobs run at once.
+    #[arg(long = "jobs", value_name = "N", default_value_t = NonZeroU32::MIN)]
+    pub jobs: NonZeroU32,
+
+    /// Where the agent keeps git mirrors and job directories (default: a directory per
+    /// agent name under ~/.cache/gantry/agents, or $XDG_CACHE_HOME/gantry/agents).
+    #[arg(long, value_name = "DIR", env = "GANTRY_AGENT_DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Where jobs run (as for `gantry run`).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// `gantry agent-token …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentTokenCommand {
+    /// Make a token for an agent; it is printed once.
+    Create(AgentTokenNameArgs),
+    /// List agent tokens: names, when each was made and which agents use it (never the
+    /// secrets).
+    List(AgentTokenListArgs),
+    /// Revoke a token: agents using it are refused from their next request on.
+    Revoke(AgentTokenNameArgs),
+}
+
+/// `gantry agent-token create|revoke NAME`.
+#[derive(Debug, Args)]
+pub struct AgentTokenNameArgs {
+    /// The token's name (usually the agent's).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry agent-token list`.
+#[derive(Debug, Args)]
+pub struct AgentTokenListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry agents`.
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `gantry token …`.
@@ -292,6 +447,134 @@ pub struct RepoAddArgs {
 /// `gantry repo list`.
 #[derive(Debug, Args)]
 pub struct RepoListArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+const USER_LONG_ABOUT: &str = "\
+User accounts log in to the web UI with a name and a password (beside the token login).
+An admin may start, cancel, rerun and approve runs; a viewer only reads. The server keeps
+only an argon2id hash of each password. Needs an admin token (GANTRY_TOKEN); works on a
+running server.
+
+Names are 1 to 64 lowercase letters, digits, '-', '_' or '.'; passwords have at least 8
+characters. A password is read from the terminal (twice, not shown) or, with
+--password-stdin, from standard input.
+
+Examples:
+  gantry user add alice --role admin
+  printf '%s' \"$PASSWORD\" | gantry user add ci-viewer --password-stdin
+  gantry user list
+  gantry user passwd alice
+  gantry user disable bob
+  gantry user remove bob";
+
+/// `gantry user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Make a user account (asks for its password).
+    Add(UserAddArgs),
+    /// List user accounts.
+    List(UserListArgs),
+    /// Set a user's password; their sessions end.
+    Passwd(UserPasswordArgs),
+    /// Change a user's role.
+    Role(UserRoleArgs),
+    /// Disable a user: they cannot log in, and their sessions end.
+    Disable(UserNameArgs),
+    /// Enable a disabled user again.
+    Enable(UserNameArgs),
+    /// Delete a user account; their sessions end.
+    Remove(UserNameArgs),
+}
+
+/// What a user account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UserRole {
+    /// Start, cancel, rerun and approve runs, besides reading.
+    Admin,
+    /// Read only.
+    Viewer,
+}
+
+impl UserRole {
+    /// The API's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Admin => "admin",
+            UserRole::Viewer => "viewer",
+        }
+    }
+}
+
+/// `gantry user add`.
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The user's name: 1 to 64 lowercase letters, digits, '-', '_' or '.'.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// What the user may do.
+    #[arg(long, value_enum, default_value = "viewer")]
+    pub role: UserRole,
+
+    /// Read the password from standard input (all of it, less one final newline)
+    /// instead of asking on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry user passwd`.
+#[derive(Debug, Args)]
+pub struct UserPasswordArgs {
+    /// The user's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// Read the password from standard input instead of asking on the terminal.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry user role`.
+#[derive(Debug, Args)]
+pub struct UserRoleArgs {
+    /// The user's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The new role.
+    #[arg(value_name = "ROLE", value_enum)]
+    pub role: UserRole,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry user disable|enable|remove NAME`.
+#[derive(Debug, Args)]
+pub struct UserNameArgs {
+    /// The user's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// `gantry user list`.
+#[derive(Debug, Args)]
+pub struct UserListArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! The `gantry` binary: `gantry run`, `lint`, `graph`, `gc` on this machine; `gantry serve`
-//! (the CI server with its built-in executor) and `gantry token`; and the server's clients
-//! `gantry repo`, `runs`, `trigger`, `logs`, `cancel`, `rerun`.
+//! (the CI server with its built-in executor) and `gantry token`; `gantry agent` (an
+//! executor of a server's jobs on another machine); and the server's clients `gantry
+//! repo`, `runs`, `trigger`, `logs`, `cancel`, `rerun`, `agent-token`, `agents`.
 //!
 //! The only crate that links concrete backends. It turns command-line input into a plan,
 //! hands the plan to the engine, and renders the engine's events for a person.
@@ -11,6 +12,7 @@ mod backends;
 mod cmd;
 mod discover;
 mod error;
+mod executor;
 mod graph;
 mod inputs;
 mod logs;
@@ -24,6 +26,7 @@ mod state;
 mod summary;
 mod table;
 mod term;
+mod watch;
 mod when;
 
 use std::process::ExitCode;
@@ -52,11 +55,15 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::serve(args, color),
         Command::Token(args) => cmd::token::token(args, color),
         Command::Repo(args) => cmd::repo::repo(args, color),
+        Command::User(args) => cmd::user::user(args, color),
         Command::Runs(args) => cmd::runs::runs(args, color),
         Command::Trigger(args) => cmd::trigger::trigger(args, color),
         Command::Logs(args) => cmd::logs::logs(args, color),
         Command::Cancel(args) => cmd::cancel::cancel(args, color),
         Command::Rerun(args) => cmd::rerun::rerun(args, color),
+        Command::Agent(args) => cmd::agent::agent(args, color),
+        Command::AgentToken(args) => cmd::agent_token::agent_token(args, color),
+        Command::Agents(args) => cmd::agent_token::agents(args, color),
     };
     match result {
         Ok(exit) => exit.into(),

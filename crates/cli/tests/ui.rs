@@ -1,11 +1,17 @@
 //! End-to-end tests of the web UI in a real browser: the built `gantry` binary as the
 //! server (SQLite and files in a temporary data directory, the built-in executor on the
-//! local backend), real bare git repositories pushed to by the test, and headless
-//! Chromium driven through chromedriver (WebDriver) looking at the pages.
+//! local backend), real bare git repositories pushed to by the test, and a headless
+//! browser driven through WebDriver looking at the pages.
 //!
-//! Each test saves screenshots of the pages it visits; with `GANTRY_SCREENSHOTS=1` they
-//! replace the committed set in `docs/screenshots/` (laptop width, and one phone-width
-//! dashboard), otherwise they go to a temporary directory.
+//! Every scenario runs in both browsers the web UI supports: once as
+//! `chromium::SCENARIO` (Chromium through chromedriver) and once as `firefox::SCENARIO`
+//! (Firefox ESR through geckodriver), so a failure names its browser; `cargo nextest run
+//! -p gantry --test ui -E 'test(/^firefox::/)'` runs one browser's.
+//!
+//! Each test saves screenshots of the pages it visits; with `GANTRY_SCREENSHOTS=1`
+//! Chromium's replace the committed set in `docs/screenshots/` (laptop width, and one
+//! phone-width dashboard) and Firefox's go to `screenshots-firefox/` under the target
+//! dir's `tmp/`; otherwise they go to a temporary directory.
 //!
 //! Nothing here asserts timing: every wait is for a state of the page or the API with a
 //! generous deadline.
@@ -15,8 +21,35 @@ mod browser;
 #[path = "ui/server.rs"]
 mod server;
 
-use browser::{Browser, PHONE};
+use browser::{Browser, Kind, PHONE};
 use server::{Repo, Server};
+
+/// One test per scenario and browser: `$browser::$scenario` runs `$scenario(Kind::$kind)`.
+macro_rules! browser_tests {
+    ($($browser:ident => $kind:ident),+ ; $scenarios:tt) => {
+        $(browser_tests!(@one $browser $kind $scenarios);)+
+    };
+    (@one $browser:ident $kind:ident [$($scenario:ident),* $(,)?]) => {
+        /// The scenarios in this browser.
+        mod $browser {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::Kind::$kind).await
+                }
+            )*
+        }
+    };
+}
+
+browser_tests!(chromium => Chromium, firefox => Firefox; [
+    login_then_dashboard,
+    pipeline_view_follows_a_pushed_commit_live,
+    job_log_streams_while_the_job_runs,
+    failing_job_shows_its_failing_line,
+    artifact_downloads_with_the_session,
+    run_with_parameters_through_the_form,
+]);
 
 const GREETER: &str = r#"
 name: app
@@ -40,8 +73,7 @@ jobs:
 /// Anonymous visitors are sent to the login page; a wrong token is refused there with a
 /// message; the admin token leads to the dashboard, which lists the pipeline with its
 /// last run's status, ref and history.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_then_dashboard() {
+async fn login_then_dashboard(kind: Kind) {
     let repo = Repo::new(GREETER);
     let server = Server::start(&["--poll-interval", "1h"]);
     server.ok(&["repo", "add", "app", &repo.url()]);
@@ -56,7 +88,7 @@ async fn login_then_dashboard() {
         assert_eq!(run["state"], state, "{run:#}\n{}", server.output());
     }
 
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.open("/").await;
     b.wait("form#login-form").await;
     let url = b.url().await;
@@ -149,8 +181,7 @@ jobs:
 /// A pushed commit's run appears in the open pipeline view by itself, its `build` cell
 /// shows it running, and the cells turn to succeeded in place (the page is not loaded
 /// again) when the jobs finish.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pipeline_view_follows_a_pushed_commit_live() {
+async fn pipeline_view_follows_a_pushed_commit_live(kind: Kind) {
     let gates = tempfile::tempdir().expect("tempdir");
     let gate = gates.path().join("open");
     let repo = Repo::new(&gated(&gate));
@@ -165,7 +196,7 @@ async fn pipeline_view_follows_a_pushed_commit_live() {
     // The first poll only learns where the branches are: push after it.
     server.wait_polled("app");
 
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.login(&server.token).await;
     b.open("/repos/app/pipelines/app").await;
     b.wait(r#"table#pipeline-runs tr.run-row[data-run-number="1"][data-state="succeeded"]"#)
@@ -265,8 +296,7 @@ jobs:
 
 /// The log page of a running job shows new lines as the job writes them (streamed into
 /// the open page, not by loading it again), and its final state when the job ends.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn job_log_streams_while_the_job_runs() {
+async fn job_log_streams_while_the_job_runs(kind: Kind) {
     let gates = tempfile::tempdir().expect("tempdir");
     let (first, second) = (gates.path().join("first"), gates.path().join("second"));
     let repo = Repo::new(&two_gates(&first, &second));
@@ -274,7 +304,7 @@ async fn job_log_streams_while_the_job_runs() {
     server.ok(&["repo", "add", "app", &repo.url()]);
     let id = server.trigger(&["app"]);
 
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.login(&server.token).await;
     b.open(&format!("/runs/{id}/jobs/build")).await;
     b.wait(r#"#log[data-live="1"]"#).await;
@@ -358,10 +388,9 @@ fn broken_run() -> (Repo, Server, i64) {
 
 /// The run page draws the DAG; clicking the failing job's node opens its log, where the
 /// failing command is highlighted and linked to.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_job_shows_its_failing_line() {
+async fn failing_job_shows_its_failing_line(kind: Kind) {
     let (_repo, server, id) = broken_run();
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.login(&server.token).await;
     b.open(&format!("/runs/{id}")).await;
     b.wait(&format!(
@@ -394,7 +423,10 @@ async fn failing_job_shows_its_failing_line() {
     );
     b.screenshot("run").await;
 
-    b.wait(r#"svg#run-graph g.node[data-job="broken"] a"#)
+    // On the node's shape inside its link, where a user clicks: Firefox's hit testing
+    // (`elementsFromPoint`) leaves out SVG containers such as `<a>`, so its WebDriver
+    // refuses to click the link element itself ("could not be scrolled into view").
+    b.wait(r#"svg#run-graph g.node[data-job="broken"] a rect"#)
         .await
         .click()
         .await
@@ -446,10 +478,9 @@ async fn failing_job_shows_its_failing_line() {
 
 /// An artifact's download link on the run page gives the stored bytes to the logged-in
 /// session.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn artifact_downloads_with_the_session() {
+async fn artifact_downloads_with_the_session(kind: Kind) {
     let (_repo, server, id) = broken_run();
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.login(&server.token).await;
     b.open(&format!("/runs/{id}")).await;
     let link = b
@@ -491,8 +522,7 @@ jobs:
 /// The run form offers the pipeline's params with their defaults and descriptions; a bad
 /// value (a choice the pipeline does not have, as from an outdated form) is refused next
 /// to its field and starts nothing; good values start a run that has them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_with_parameters_through_the_form() {
+async fn run_with_parameters_through_the_form(kind: Kind) {
     let repo = Repo::new(RELEASE);
     repo.tag("v1.0");
     repo.commit("README.md", "two\n", "second");
@@ -500,7 +530,7 @@ async fn run_with_parameters_through_the_form() {
     let server = Server::start(&["--poll-interval", "1h"]);
     server.ok(&["repo", "add", "app", &repo.url()]);
 
-    let b = Browser::start(&server).await;
+    let b = Browser::start(&server, kind).await;
     b.login(&server.token).await;
     b.open("/repos/app/pipelines/release/run").await;
     b.wait("form#run-form").await;
@@ -602,12 +632,12 @@ async fn run_with_parameters_through_the_form() {
         .click()
         .await
         .expect("submit");
-    let header = b.wait("#run-header[data-run-id]").await;
-    let id: i64 = header
-        .attr("data-run-id")
+    // The run page reloads itself when the run ends, which may be any moment now: each
+    // value is read in one step, not from an element found before (it may be gone).
+    let id: i64 = b
+        .wait_attr("#run-header[data-run-id]", "data-run-id")
         .await
-        .expect("attr")
-        .and_then(|s| s.parse().ok())
+        .parse()
         .expect("a run id");
     for (name, value) in [
         ("VERSION", "2.5"),
@@ -615,13 +645,11 @@ async fn run_with_parameters_through_the_form() {
         ("BRANCH", "v1.1"),
         ("DEPLOY", "true"),
     ] {
-        let row = b
-            .wait(&format!(r#"table#run-params tr[data-param="{name}"]"#))
-            .await
-            .text()
-            .await
-            .expect("text");
-        assert!(row.contains(value), "param {name}: {row}");
+        b.wait_text(
+            &format!(r#"table#run-params tr[data-param="{name}"]"#),
+            value,
+        )
+        .await;
     }
     let run = server.wait_final("app", id);
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());

@@ -8,6 +8,15 @@
 //! stored states after every change and applies what it returns. Cancelling a whole run is not
 //! a rule here: whoever cancels ends every unfinished job `Cancelled` itself.
 //!
+//! Approvals (`environment: { approval: required }`) are a gate after these rules: when
+//! a job may start, [`decide`] answers [`Decision::AwaitApproval`] instead of
+//! [`Decision::Start`] for a job whose environment requires approval. From then on the
+//! held job counts as [`Node::Running`] — it was decided, a person says when (approved:
+//! it runs; rejected: it ends [`Done::Failed`]) — so `status: failure` jobs keep waiting
+//! for it and the run does not end meanwhile. `gantry run` has nobody to ask: the
+//! engine's own scheduler asks the rules job by job (`Dag::verdict`, which knows no
+//! approvals) and runs such jobs at once.
+//!
 //! Nothing here does IO or keeps state between calls.
 
 use gantry_pipeline::{Plan, RunOn};
@@ -19,7 +28,7 @@ use crate::event::{JobIndex, JobStatus, RunStatus};
 pub enum Node {
     /// Not started and not decided yet.
     Waiting,
-    /// Started (handed to an executor or running).
+    /// Started (handed to an executor or running), or held for approval.
     Running,
     /// Reached its final status.
     Done(Done),
@@ -69,9 +78,22 @@ pub enum Decision {
     Start,
     /// End it `Skipped` without running, for this reason.
     Skip(String),
+    /// It may start, but its environment requires a person's approval first: hold it
+    /// (and count it as [`Node::Running`]) until someone approves or rejects it.
+    AwaitApproval,
+}
+
+/// Whether job `j` of `plan` waits for a person's approval before it starts
+/// (`environment: { approval: required }`).
+pub fn needs_approval(plan: &Plan, j: JobIndex) -> bool {
+    plan.jobs[j]
+        .environment
+        .as_ref()
+        .is_some_and(|e| e.approval_required)
 }
 
 /// The decisions that can be taken now, by job index (ascending), each job at most once.
+/// A job that may start but needs approval is answered [`Decision::AwaitApproval`].
 ///
 /// Skips propagate within one call: when `build` is skipped, `test` that needs it is
 /// skipped in the same answer. Every `Start` may be acted on in any order and in part
@@ -194,11 +216,14 @@ impl Dag {
                 if nodes[j] != Node::Waiting {
                     continue;
                 }
-                let Some(decision) = self.verdict(plan, &nodes, j, &facts) else {
+                let Some(mut decision) = self.verdict(plan, &nodes, j, &facts) else {
                     continue;
                 };
+                if decision == Decision::Start && needs_approval(plan, j) {
+                    decision = Decision::AwaitApproval;
+                }
                 nodes[j] = match decision {
-                    Decision::Start => Node::Running,
+                    Decision::Start | Decision::AwaitApproval => Node::Running,
                     Decision::Skip(_) => Node::Done(Done::Skipped),
                 };
                 out.push((j, decision));

@@ -377,11 +377,15 @@ impl Scheduler {
                         self.finish(j, JobStatus::Skipped { reason }, 0, Duration::ZERO);
                         changed = true;
                     }
-                    Some(Decision::Start) if self.running.len() < self.parallelism => {
+                    // `verdict` never holds a job for approval (only `dag::decide`
+                    // does): a local run has nobody to ask, so such a job just starts.
+                    Some(Decision::Start | Decision::AwaitApproval)
+                        if self.running.len() < self.parallelism =>
+                    {
                         self.start(j);
                         changed = true;
                     }
-                    Some(Decision::Start) => {}
+                    Some(Decision::Start | Decision::AwaitApproval) => {}
                 }
             }
             if !changed {

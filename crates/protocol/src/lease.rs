@@ -183,11 +183,15 @@ pub enum LeaseError {
     #[error("not authorized: {0}")]
     Unauthorized(String),
     /// The executor speaks another protocol version.
-    #[error("protocol version {executor} is not supported by this server (supported: {supported})")]
+    #[error(
+        "agent speaks protocol {executor}; this server speaks {supported} — run an agent of \
+         the same gantry version"
+    )]
     Incompatible {
         /// What the executor sent.
         executor: u32,
-        /// What the server speaks, in words ("1").
+        /// What the server speaks, in words ("protocol 1 (gantry 0.1.0)", see
+        /// [`LeaseError::incompatible`]).
         supported: String,
     },
     /// The request was malformed or refers to something that does not exist.

@@ -7,10 +7,16 @@
 //! under an expired or superseded lease is refused with [`LeaseError::Stale`] (fencing), and
 //! the executor must then stop and clean up that job.
 //!
+//! Remote agents reach the same interface over HTTP; the routes, bodies and the mapping of
+//! errors to status codes are in this crate too (`http.rs`: [`AGENT_API`], [`ServerHello`],
+//! [`LeaseRequest`], [`ErrorBody`]), so the server and the agent's client share them.
+//!
 //! Everything here is a wire type (serde), and nothing here does IO.
 
+mod http;
 mod lease;
 mod source;
 
+pub use http::*;
 pub use lease::*;
 pub use source::*;

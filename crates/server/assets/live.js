@@ -69,8 +69,17 @@
 
   // Run page.
   var header = document.getElementById("run-header");
+  // Jobs waiting for approval when the page was made: their Approve/Reject forms are on
+  // the page; when that set changes, the page is reloaded to show the right forms.
+  function waitingKeys(keys) { return keys.sort().join(" "); }
+  var waitingAtLoad = waitingKeys(Array.prototype.map.call(
+    document.querySelectorAll("tr.job-row[data-state='waiting']"),
+    function (tr) { return tr.getAttribute("data-job"); }));
   if (header && header.getAttribute("data-live") === "1") {
     pollRun(header.getAttribute("data-run-id"), document, function (s) {
+      var waitingNow = waitingKeys(s.jobs.filter(function (j) { return j.state === "waiting"; })
+        .map(function (j) { return j.key; }));
+      if (waitingNow !== waitingAtLoad) { window.location.reload(); return; }
       header.setAttribute("data-state", s.state);
       var st = document.querySelector("#run-status .status");
       if (st) { st.outerHTML = s.html; }

@@ -1,5 +1,6 @@
 // The job log page: live lines over Server-Sent Events (from the byte offset the page was
-// rendered at, so nothing is shown twice), follow/unfollow, search, and timestamps.
+// rendered at, so nothing is shown twice), follow/unfollow, search (in the shown lines as
+// you type; in the whole log on the server with "Search whole log"), and timestamps.
 (function () {
   "use strict";
   var log = document.getElementById("log");
@@ -119,6 +120,46 @@
     var lines = log.querySelectorAll(".line");
     for (var i = 0; i < lines.length; i++) { lines[i].classList.remove("current"); mark(lines[i]); }
     updateCount();
+  }
+  // --- search in the whole log (the server reads the file; hits link to windows) ---
+  var form = document.getElementById("log-search-form");
+  var panel = document.getElementById("search-panel");
+  var summary = document.getElementById("search-summary");
+  var results = document.getElementById("search-results");
+  function searchAll() {
+    var q = search.value.trim();
+    if (!q) { panel.hidden = true; return; }
+    summary.textContent = "Searching…";
+    panel.hidden = false;
+    fetch(form.getAttribute("action") + "?format=json&q=" + encodeURIComponent(q),
+      { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+      .then(function (f) {
+        results.textContent = "";
+        summary.textContent = f.count === 0
+          ? "No line of " + f.lines + " contains “" + f.q + "”."
+          : f.count + " of " + f.lines + " lines contain “" + f.q + "”" +
+            (f.truncated ? "; the first " + f.hits.length + " are listed." : ".");
+        f.hits.forEach(function (h) {
+          var li = document.createElement("li");
+          li.className = "search-hit";
+          li.setAttribute("data-n", h.n);
+          var a = document.createElement("a");
+          a.href = h.href;
+          a.textContent = "line " + h.n;
+          var code = document.createElement("code");
+          code.className = "hit-text";
+          code.textContent = h.text;
+          li.appendChild(a);
+          li.appendChild(document.createTextNode(" "));
+          li.appendChild(code);
+          results.appendChild(li);
+        });
+      })
+      .catch(function () { summary.textContent = "The search failed; try again."; });
+  }
+  if (form && panel) {
+    form.addEventListener("submit", function (e) { e.preventDefault(); setFollow(false); searchAll(); });
   }
   if (search) {
     search.addEventListener("input", function () { clearTimeout(timer); timer = setTimeout(run, 150); });

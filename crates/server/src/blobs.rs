@@ -27,9 +27,9 @@ pub enum BlobError {
         actual: String,
     },
     /// Larger than allowed.
-    #[error("blob is {size} bytes, more than the limit of {limit}")]
+    #[error("blob exceeds the limit of {limit} bytes (it has at least {size})")]
     TooLarge {
-        /// Its size.
+        /// Its size (for a stream: what had arrived when it was refused).
         size: u64,
         /// The limit.
         limit: u64,
@@ -120,6 +120,68 @@ impl BlobStore {
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// The size limit of one blob, in bytes.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Stores the bytes of `body` as blob `digest` as they arrive, verifying their sha256
+    /// and refusing more than the limit (without reading further); returns the size.
+    /// The bytes go to a temporary file beside the object, renamed into place once
+    /// verified, so nothing is held whole in memory and no half-written object appears.
+    pub async fn put_stream<S, E>(&self, digest: &str, body: S) -> Result<u64, BlobError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncWriteExt;
+
+        let dest = self.path(digest)?;
+        let dir = dest
+            .parent()
+            .ok_or_else(|| BlobError::BadDigest(digest.into()))?
+            .to_path_buf();
+        tokio::fs::create_dir_all(&dir).await?;
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), unique()));
+        let result = async {
+            let mut output = tokio::fs::File::create(&tmp).await?;
+            let mut hasher = Sha256::new();
+            let mut size: u64 = 0;
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| {
+                    BlobError::Io(io::Error::other(format!("the upload broke off: {e}")))
+                })?;
+                size += chunk.len() as u64;
+                if size > self.limit {
+                    return Err(BlobError::TooLarge {
+                        size,
+                        limit: self.limit,
+                    });
+                }
+                hasher.update(&chunk);
+                output.write_all(&chunk).await?;
+            }
+            output.sync_all().await?;
+            drop(output);
+            let actual = hex::encode(hasher.finalize());
+            if actual != digest {
+                return Err(BlobError::Mismatch {
+                    expected: digest.to_string(),
+                    actual,
+                });
+            }
+            tokio::fs::rename(&tmp, &dest).await?;
+            Ok(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
         }
         result
     }

@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest artifact blob an executor may upload, in bytes.
     pub max_artifact_bytes: u64,
+    /// Largest log batch (the JSON body of one agent `logs` call) an agent may send, in
+    /// bytes; agent calls other than artifact uploads are limited to the larger of this
+    /// and `max_body_bytes`.
+    pub max_log_batch_bytes: usize,
     /// Run the polling, cron and lease-expiry loops (tests switch them off to drive the
     /// server by hand).
     pub background_loops: bool,
@@ -46,7 +50,7 @@ pub type SmtpConfig = SmtpSettings;
 
 impl ServerConfig {
     /// Defaults for a data directory: listen on `127.0.0.1:8080`, SQLite, anonymous read
-    /// off, poll every 5 minutes, 30 s leases, 3 attempts, 10 MiB bodies, 1 GiB artifacts.
+    /// off, poll every 5 minutes, 30 s leases, 3 attempts, 10 MiB bodies, 1 GiB artifacts, 8 MiB log batches.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
@@ -60,6 +64,7 @@ impl ServerConfig {
             smtp: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_artifact_bytes: 1024 * 1024 * 1024,
+            max_log_batch_bytes: 8 * 1024 * 1024,
             background_loops: true,
         }
     }

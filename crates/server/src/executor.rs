@@ -1,11 +1,15 @@
-//! The in-process [`JobSource`]: how executors (the built-in one, and later remote
-//! agents through an HTTP adapter) get jobs from the store and report them.
+//! The in-process [`JobSource`]: how executors (the built-in one, and remote agents
+//! through the HTTP routes of [`crate::api::agent`]) get jobs from the store and report
+//! them.
 //!
 //! - `lease` hands out the oldest queued job whose `runs_on` labels the executor has,
 //!   waiting on [`Shared::queued`](crate::state::Shared::queued) when there is none, so
 //!   a job becomes running the moment the scheduler queues it. The lease carries the
 //!   plan, the source, and the artifact manifests of every job the job transitively
 //!   needs.
+//! - Every lease is recorded in the [registry](crate::agents::Registry) with its
+//!   executor (and, over HTTP, its token); an executor waiting in `lease` counts as
+//!   online.
 //! - Every later call names its lease; a lease that expired or was superseded gets
 //!   [`LeaseError::Stale`] and changes nothing (fencing).
 //! - Log batches carry a sequence number per lease, so a batch resent after a timeout is
@@ -27,6 +31,7 @@ use gantry_store::{
     ArtifactRow, Job, JobFinish, JobState, LeaseCheck, Leased, RunState, StoreError,
 };
 
+use crate::agents::Holder;
 use crate::blobs::BlobError;
 use crate::scheduler;
 use crate::state::{State, now_ms};
@@ -47,16 +52,30 @@ impl ServerJobSource {
         self.state.config.lease_ttl.as_millis() as i64
     }
 
-    async fn try_lease(&self, me: &ExecutorInfo) -> Result<Option<Lease>, LeaseError> {
+    async fn try_lease(
+        &self,
+        me: &ExecutorInfo,
+        token_id: Option<i64>,
+    ) -> Result<Option<Lease>, LeaseError> {
         let store = &self.state.store;
         let lease_id = new_lease_id();
+        let now = now_ms();
         let Some(Leased { job, run }) = store
-            .lease_next(&me.name, &me.labels, &lease_id, now_ms(), self.ttl_ms())
+            .lease_next(&me.name, &me.labels, &lease_id, now, self.ttl_ms())
             .await
             .map_err(unavailable)?
         else {
             return Ok(None);
         };
+        self.state.agents.hold(
+            &lease_id,
+            Holder {
+                executor: me.name.clone(),
+                token_id,
+                job: (run.id, job.idx),
+                since: now,
+            },
+        );
         if run.state == RunState::Queued {
             store
                 .set_run_state(run.id, RunState::Running, now_ms())
@@ -66,7 +85,11 @@ impl ServerJobSource {
         let built = self.build_lease(&lease_id, &job, &run).await;
         match built {
             Ok(lease) => {
-                let text = format!("leased to executor {} (attempt {})", me.name, job.attempt);
+                let text = if job.attempt > 1 {
+                    format!("attempt {} on {}", job.attempt, me.name)
+                } else {
+                    format!("leased to executor {} (attempt {})", me.name, job.attempt)
+                };
                 self.state
                     .logs
                     .system(run.id, &job.key, now_ms(), &text)
@@ -88,6 +111,7 @@ impl ServerJobSource {
                         now_ms(),
                     )
                     .await;
+                self.state.agents.release(&lease_id);
                 self.state
                     .logs
                     .system(run.id, &job.key, now_ms(), &format!("error: {message}"))
@@ -168,12 +192,95 @@ impl ServerJobSource {
     }
 
     /// The job holding `lease`, or `Stale`.
-    async fn current(&self, lease: &LeaseId) -> Result<Job, LeaseError> {
-        self.state
+    pub(crate) async fn current(&self, lease: &LeaseId) -> Result<Job, LeaseError> {
+        let job = self
+            .state
             .store
             .job_by_lease(&lease.0)
             .await
-            .map_err(|e| lease_error(e, lease))
+            .map_err(|e| self.lease_error(e, lease))?;
+        if let Some(executor) = &job.executor {
+            self.state.agents.touch(executor, now_ms());
+        }
+        Ok(job)
+    }
+
+    /// `lease_error`, forgetting the holder of a lease found stale.
+    fn lease_error(&self, e: StoreError, lease: &LeaseId) -> LeaseError {
+        let e = lease_error(e, lease);
+        if matches!(e, LeaseError::Stale { .. }) {
+            self.state.agents.release(&lease.0);
+        }
+        e
+    }
+
+    /// [`JobSource::lease`] for an executor calling with the token whose id is
+    /// `token_id` (`None` in-process): the lease is recorded as held under that token, so
+    /// that reports under another one are refused.
+    pub async fn lease_with_token(
+        &self,
+        me: &ExecutorInfo,
+        wait: Duration,
+        token_id: Option<i64>,
+        token_name: Option<&str>,
+    ) -> Result<Option<Lease>, LeaseError> {
+        if me.protocol != PROTOCOL_VERSION {
+            return Err(LeaseError::incompatible(me.protocol));
+        }
+        // Online for as long as it waits, however long that is.
+        let _polling = self.state.agents.polling(me, token_name, now_ms());
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a job queued between the look and
+            // the wait still wakes us.
+            let notified = self.state.queued.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(lease) = self.try_lease(me, token_id).await? {
+                return Ok(Some(lease));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(None),
+                _ = self.state.shutdown.notified() => return Ok(None),
+            }
+        }
+    }
+
+    /// Checks that blob `digest` is an artifact of the run `job` belongs to: a lease is
+    /// not a key to every artifact.
+    pub(crate) async fn check_artifact_of_run(
+        &self,
+        job: &Job,
+        digest: &str,
+    ) -> Result<(), LeaseError> {
+        let rows = self
+            .state
+            .store
+            .artifacts(job.run_id)
+            .await
+            .map_err(unavailable)?;
+        let known = rows.iter().any(|r| r.digest == digest) || {
+            let jobs = self
+                .state
+                .store
+                .jobs(job.run_id)
+                .await
+                .map_err(unavailable)?;
+            jobs.iter().any(|j| {
+                j.manifest_json
+                    .as_deref()
+                    .is_some_and(|m| m.contains(digest))
+            })
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(LeaseError::Invalid(format!(
+                "blob {digest} is not an artifact of run {}",
+                job.run_id
+            )))
+        }
     }
 }
 
@@ -199,28 +306,7 @@ fn lease_error(e: StoreError, lease: &LeaseId) -> LeaseError {
 #[async_trait::async_trait]
 impl JobSource for ServerJobSource {
     async fn lease(&self, me: &ExecutorInfo, wait: Duration) -> Result<Option<Lease>, LeaseError> {
-        if me.protocol != PROTOCOL_VERSION {
-            return Err(LeaseError::Incompatible {
-                executor: me.protocol,
-                supported: PROTOCOL_VERSION.to_string(),
-            });
-        }
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            // Register interest before looking, so a job queued between the look and
-            // the wait still wakes us.
-            let notified = self.state.queued.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(lease) = self.try_lease(me).await? {
-                return Ok(Some(lease));
-            }
-            tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => return Ok(None),
-                _ = self.state.shutdown.notified() => return Ok(None),
-            }
-        }
+        self.lease_with_token(me, wait, None, None).await
     }
 
     async fn heartbeat(&self, lease: &LeaseId) -> Result<LeaseState, LeaseError> {
@@ -229,7 +315,12 @@ impl JobSource for ServerJobSource {
             .store
             .heartbeat(&lease.0, now_ms(), self.ttl_ms())
             .await
-            .map_err(|e| lease_error(e, lease))?;
+            .map_err(|e| self.lease_error(e, lease))?;
+        match self.state.agents.holder(&lease.0) {
+            Some(_) if check == LeaseCheck::Lost => self.state.agents.release(&lease.0),
+            Some(h) => self.state.agents.touch(&h.executor, now_ms()),
+            None => {}
+        }
         Ok(match check {
             LeaseCheck::Ok => LeaseState::Ok,
             LeaseCheck::Cancelled => LeaseState::Cancelled,
@@ -283,32 +374,7 @@ impl JobSource for ServerJobSource {
         dest: &Path,
     ) -> Result<(), LeaseError> {
         let job = self.current(lease).await?;
-        // Only blobs of the lease's own run: a lease is not a key to every artifact.
-        let rows = self
-            .state
-            .store
-            .artifacts(job.run_id)
-            .await
-            .map_err(unavailable)?;
-        let known = rows.iter().any(|r| r.digest == digest) || {
-            let jobs = self
-                .state
-                .store
-                .jobs(job.run_id)
-                .await
-                .map_err(unavailable)?;
-            jobs.iter().any(|j| {
-                j.manifest_json
-                    .as_deref()
-                    .is_some_and(|m| m.contains(digest))
-            })
-        };
-        if !known {
-            return Err(LeaseError::Invalid(format!(
-                "blob {digest} is not an artifact of run {}",
-                job.run_id
-            )));
-        }
+        self.check_artifact_of_run(&job, digest).await?;
         self.state
             .blobs
             .get_file(digest, dest)
@@ -403,7 +469,8 @@ impl JobSource for ServerJobSource {
             .store
             .finish_job(&lease.0, record, now_ms())
             .await
-            .map_err(|e| lease_error(e, lease))?;
+            .map_err(|e| self.lease_error(e, lease))?;
+        self.state.agents.release(&lease.0);
         if !rows.is_empty()
             && let Err(e) = self.state.store.add_artifacts(&rows).await
         {

@@ -5,7 +5,8 @@
 //! in-process), stores logs and artifacts as files, notifies, and serves the REST API.
 //!
 //! Map: [`server`] starts and stops everything; [`runs`] creates runs; [`scheduler`]
-//! decides jobs; [`executor`] hands them out; [`logs`] and [`blobs`] keep the files;
+//! decides jobs ([`approvals`] holds some for a person); [`executor`] hands them out (to remote agents through [`api::agent`]) and
+//! [`agents`] keeps track of who is online; [`logs`] and [`blobs`] keep the files;
 //! [`api`] is the HTTP surface; [`loops`] polls, fires schedules and expires leases;
 //! [`git`], [`triggers`], [`notify`] and [`metrics`] are the building blocks they use.
 //!
@@ -14,7 +15,9 @@
 // The OpenAPI document is one `serde_json::json!` literal, deeper than the default limit.
 #![recursion_limit = "512"]
 
+pub mod agents;
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod blobs;
 pub mod config;

@@ -292,8 +292,11 @@ async fn unsafe_to_repeat(state: &State, job: &gantry_store::Job) -> bool {
         .is_some_and(|j| j.deploy.is_some())
 }
 
-/// Expires overdue leases (or every lease of `executor`), logs what became of each job,
-/// and advances the runs concerned. A `deploy` job is not queued again: it ends errored.
+/// Expires overdue leases (or every lease of `executor`), logs what became of each job
+/// ("agent build-2 was lost (its lease expired) during attempt 1; the job is queued again
+/// for attempt 2 (at most 3)"), and advances the runs concerned. A job is leased at most
+/// `max_attempts` times; after that an expired lease ends it errored. A `deploy` job is
+/// not queued again: it ends errored.
 pub async fn expire(
     state: &State,
     executor: Option<&str>,
@@ -304,13 +307,25 @@ pub async fn expire(
         .expire_leases(now, executor, state.config.max_attempts)
         .await?;
     let mut runs = std::collections::BTreeSet::new();
+    // The built-in executor's leases are expired at start because it died with the
+    // previous server process, not because their deadline passed.
+    let why = match executor {
+        Some(crate::server::BUILTIN_EXECUTOR) => "the server restarted",
+        _ => "its lease expired",
+    };
     for e in &expired {
+        state.agents.release_job((e.job.run_id, e.job.idx), now);
+        let who = if e.executor == crate::server::BUILTIN_EXECUTOR {
+            format!("executor {}", e.executor)
+        } else {
+            format!("agent {}", e.executor)
+        };
         if e.job.state == JobState::Queued && unsafe_to_repeat(state, &e.job).await {
             let text = format!(
-                "lease of executor {} was lost (attempt {}) while this deployment job ran; \
-                 a deployment is not repeated automatically: check the environment, then \
+                "{who} was lost ({why}) during attempt {} of this deployment job; a \
+                 deployment is not repeated automatically: check the environment, then \
                  rerun the run",
-                e.executor, e.job.attempt
+                e.job.attempt
             );
             state
                 .store
@@ -333,12 +348,14 @@ pub async fn expire(
         }
         let text = match e.job.state {
             JobState::Queued => format!(
-                "lease of executor {} was lost (attempt {}); the job is queued again",
-                e.executor, e.job.attempt
+                "{who} was lost ({why}) during attempt {}; the job is queued again for \
+                 attempt {} (at most {})",
+                e.job.attempt,
+                e.job.attempt + 1,
+                state.config.max_attempts
             ),
             _ => format!(
-                "lease of executor {} was lost (attempt {}): {}",
-                e.executor,
+                "{who} was lost ({why}) during attempt {}: {}",
                 e.job.attempt,
                 e.job.message.clone().unwrap_or_else(|| "giving up".into())
             ),

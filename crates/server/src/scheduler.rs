@@ -7,7 +7,8 @@
 //!    first come first served, at most `limit` at a time (a run is admitted once any of
 //!    its jobs left `Pending`);
 //! 2. asks [`gantry_engine::dag::decide`] — the same rules `gantry run` uses — which
-//!    waiting jobs start and which are skipped, and applies that with
+//!    waiting jobs start, which wait for a person's approval (state `waiting`, see
+//!    [`crate::approvals`]) and which are skipped, and applies that with
 //!    [`Store::transition_jobs`](gantry_store::Store::transition_jobs), waking executors
 //!    waiting for a lease;
 //! 3. ends the run once every job is final, then starts downstream `after:` pipelines
@@ -28,7 +29,8 @@ use crate::state::{State, now_ms};
 pub fn node(state: JobState) -> Node {
     match state {
         JobState::Pending => Node::Waiting,
-        JobState::Queued | JobState::Running => Node::Running,
+        // A job held for approval was decided already: the rules count it as started.
+        JobState::Queued | JobState::Waiting | JobState::Running => Node::Running,
         JobState::Succeeded => Node::Done(Done::Succeeded),
         JobState::Failed => Node::Done(Done::Failed),
         JobState::AllowedFailure => Node::Done(Done::AllowedFailure),
@@ -130,17 +132,27 @@ async fn advance_one(state: &State, run_id: i64) -> Result<Step, StoreError> {
                     state: JobState::Skipped,
                     message: Some(reason),
                 },
+                Decision::AwaitApproval => JobTransition {
+                    idx: idx as i64,
+                    state: JobState::Waiting,
+                    message: Some(crate::approvals::waiting_message(&plan, idx)),
+                },
             })
             .collect();
         // Reasons go in the log before the job is final, so a follower that ends its
         // stream on the final state has them.
-        for c in changes.iter().filter(|c| c.state == JobState::Skipped) {
+        for c in changes
+            .iter()
+            .filter(|c| matches!(c.state, JobState::Skipped | JobState::Waiting))
+        {
             if let Some(j) = jobs.iter().find(|j| j.idx == c.idx) {
                 let msg = c.message.clone().unwrap_or_default();
-                state
-                    .logs
-                    .system(run_id, &j.key, now_ms(), &format!("skipped: {msg}"))
-                    .await;
+                let line = if c.state == JobState::Skipped {
+                    format!("skipped: {msg}")
+                } else {
+                    msg
+                };
+                state.logs.system(run_id, &j.key, now_ms(), &line).await;
             }
         }
         store.transition_jobs(run_id, &changes, now_ms()).await?;
@@ -176,13 +188,15 @@ async fn advance_one(state: &State, run_id: i64) -> Result<Step, StoreError> {
     Ok(Step::default())
 }
 
-/// Whether a run was admitted: it started, or one of its jobs was queued (jobs that a
-/// rerun copied as final were never queued and do not count).
+/// Whether a run was admitted: it started, or one of its jobs was queued or held for
+/// approval (jobs that a rerun copied as final were never queued and do not count).
 fn admitted(run: &Run, jobs: &[Job]) -> bool {
     run.state == RunState::Running
         || jobs.iter().any(|j| {
-            matches!(j.state, JobState::Queued | JobState::Running)
-                || (j.state.is_final() && j.queued_at.is_some())
+            matches!(
+                j.state,
+                JobState::Queued | JobState::Waiting | JobState::Running
+            ) || (j.state.is_final() && (j.queued_at.is_some() || j.approval.is_some()))
         })
 }
 

@@ -97,6 +97,8 @@ impl Server {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
         let app = crate::api::router(state.clone());
         let http = tokio::spawn(async move {
+            // The client's address reaches handlers (the login throttle counts by it).
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;

@@ -52,6 +52,8 @@ pub struct Shared {
     pub(crate) polling: StdMutex<std::collections::HashSet<i64>>,
     /// The address the API listens on, once bound.
     pub(crate) bound: std::sync::OnceLock<std::net::SocketAddr>,
+    /// Executors heard from lately and the leases they hold.
+    pub agents: crate::agents::Registry,
 }
 
 /// The handle every part of the server holds.
@@ -77,6 +79,7 @@ impl Shared {
             backoff: StdMutex::new(HashMap::new()),
             polling: StdMutex::new(Default::default()),
             bound: std::sync::OnceLock::new(),
+            agents: Default::default(),
         })
     }
 
@@ -118,6 +121,26 @@ impl Shared {
         );
         mirrors.insert(repo.id, m.clone());
         m
+    }
+
+    /// Says on each queued job of `jobs` that no online executor could take it, when
+    /// that is so ("waiting: no agent with label pool=gpu online"), after the message it
+    /// already has. The words are worked out when asked, from the executors online now,
+    /// so they go away by themselves once one comes (or the job is leased).
+    pub fn annotate_waiting(&self, jobs: &mut [gantry_store::Job]) {
+        let now = now_ms();
+        let ttl = self.config.lease_ttl.as_millis() as i64;
+        for job in jobs
+            .iter_mut()
+            .filter(|j| j.state == gantry_store::JobState::Queued)
+        {
+            if let Some(why) = self.agents.waiting_reason(&job.runs_on, now, ttl) {
+                job.message = Some(match job.message.take() {
+                    Some(m) if !m.is_empty() => format!("{m}; {why}"),
+                    _ => why,
+                });
+            }
+        }
     }
 
     /// The base URL for links to the server.

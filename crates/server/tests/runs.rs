@@ -210,7 +210,11 @@ async fn fencing_refuses_an_expired_lease_and_changes_nothing() {
         .call("GET", &format!("/api/runs/{id}/jobs/build/log"), None)
         .await;
     let log = log.as_str().unwrap();
-    assert!(log.contains("lease of executor exec-a was lost"), "{log}");
+    assert!(
+        log.contains("agent exec-a was lost (its lease expired) during attempt 1"),
+        "{log}"
+    );
+    assert!(log.contains("attempt 2 on exec-b"), "{log}");
 }
 
 #[tokio::test]

@@ -6,16 +6,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod webutil;
 
 use std::collections::BTreeMap;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::Fixture;
 use gantry_engine::artifacts::{Manifest, ManifestEntry};
 use gantry_protocol::{Finish, JobReport};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use webutil::{cookie_value, count, csrf, get, login, post, request};
 
 /// A matrix job (with a value that looks like HTML), a job after it and one after that.
 const PIPE: &str = "\
@@ -59,110 +60,6 @@ jobs:
   build:
     script: [make]
 ";
-
-struct Resp {
-    status: StatusCode,
-    location: Option<String>,
-    cookies: Vec<String>,
-    cache: Option<String>,
-    body: String,
-}
-
-async fn request(
-    f: &Fixture,
-    method: &str,
-    uri: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> Resp {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    let req = match form {
-        Some(b) => req
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let app = gantry_server::api::router(f.server.state().clone());
-    let resp = app.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let h = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Resp {
-        status,
-        location: h.get("location").map(|v| v.to_str().unwrap().to_string()),
-        cookies: h
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect(),
-        cache: h
-            .get("cache-control")
-            .map(|v| v.to_str().unwrap().to_string()),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-async fn get(f: &Fixture, uri: &str, cookie: &str) -> Resp {
-    request(f, "GET", uri, Some(cookie), None).await
-}
-
-async fn post(f: &Fixture, uri: &str, cookie: &str, form: &str) -> Resp {
-    request(f, "POST", uri, Some(cookie), Some(form)).await
-}
-
-/// The value of `name="csrf" value="…"` in a page.
-fn csrf(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field");
-    let rest = &body[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-fn cookie_value(cookies: &[String], name: &str) -> Option<String> {
-    cookies.iter().find_map(|c| {
-        let first = c.split(';').next()?;
-        let (k, v) = first.split_once('=')?;
-        (k == name && !v.is_empty()).then(|| v.to_string())
-    })
-}
-
-/// Logs in with the admin token; returns the `Cookie` header value of the session.
-async fn login(f: &Fixture) -> String {
-    let page = request(f, "GET", "/login", None, None).await;
-    assert_eq!(page.status, StatusCode::OK);
-    let login_cookie = cookie_value(&page.cookies, "gantry_login").unwrap();
-    let token = csrf(&page.body);
-    let r = request(
-        f,
-        "POST",
-        "/login",
-        Some(&format!("gantry_login={login_cookie}")),
-        Some(&format!("token={}&csrf={token}&next=%2F", f.token)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location.as_deref(), Some("/"));
-    let session = r
-        .cookies
-        .iter()
-        .find(|c| c.starts_with("gantry_session="))
-        .unwrap();
-    assert!(session.contains("HttpOnly"), "{session}");
-    assert!(session.contains("SameSite=Lax"), "{session}");
-    format!(
-        "gantry_session={}",
-        cookie_value(&r.cookies, "gantry_session").unwrap()
-    )
-}
-
-fn count(hay: &str, needle: &str) -> usize {
-    hay.matches(needle).count()
-}
 
 #[tokio::test]
 async fn anonymous_visitors_are_sent_to_login() {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{JobState, RunState};
+use crate::model::{JobState, Role, RunState};
 use crate::store::StoreError;
 
 /// Parses a stored run state word.
@@ -25,6 +25,7 @@ pub(crate) fn job_state(word: &str) -> Result<JobState, StoreError> {
     Ok(match word {
         "pending" => JobState::Pending,
         "queued" => JobState::Queued,
+        "waiting" => JobState::Waiting,
         "running" => JobState::Running,
         "succeeded" => JobState::Succeeded,
         "failed" => JobState::Failed,
@@ -34,6 +35,11 @@ pub(crate) fn job_state(word: &str) -> Result<JobState, StoreError> {
         "cancelled" => JobState::Cancelled,
         other => return Err(corrupt(format!("unknown job state `{other}`"))),
     })
+}
+
+/// Parses a stored user role word.
+pub(crate) fn role(word: &str) -> Result<Role, StoreError> {
+    Role::from_word(word).ok_or_else(|| corrupt(format!("unknown user role `{word}`")))
 }
 
 /// A string map (params, `runs_on` labels) as JSON object text.
@@ -117,6 +123,7 @@ mod tests {
         for s in [
             JobState::Pending,
             JobState::Queued,
+            JobState::Waiting,
             JobState::Running,
             JobState::Succeeded,
             JobState::Failed,

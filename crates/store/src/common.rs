@@ -31,7 +31,7 @@ macro_rules! job_cols {
     () => {
         "run_id, idx, name, job_key, needs, runs_on, state, attempt, lease_id, lease_deadline, \
          executor, message, exit_code, manifest_json, queued_at, started_at, finished_at, \
-         cancel_requested"
+         cancel_requested, approved, approval_by, approval_at"
     };
 }
 
@@ -46,6 +46,13 @@ macro_rules! repo_cols {
 macro_rules! token_cols {
     () => {
         "id, name, kind, hash, created_at, revoked_at"
+    };
+}
+
+/// The columns of a [`User`](crate::User).
+macro_rules! user_cols {
+    () => {
+        "id, name, password_hash, role, created_at, updated_at, disabled_at"
     };
 }
 
@@ -146,6 +153,14 @@ macro_rules! impl_store {
                 started_at: get(row, "started_at")?,
                 finished_at: get(row, "finished_at")?,
                 cancel_requested: get(row, "cancel_requested")?,
+                approval: match get::<Option<bool>>(row, "approved")? {
+                    Some(approved) => Some(Approval {
+                        approved,
+                        by: get::<Option<String>>(row, "approval_by")?.unwrap_or_default(),
+                        at: get::<Option<i64>>(row, "approval_at")?.unwrap_or_default(),
+                    }),
+                    None => None,
+                },
             })
         }
 
@@ -158,6 +173,33 @@ macro_rules! impl_store {
                 created_at: get(row, "created_at")?,
                 revoked_at: get(row, "revoked_at")?,
             })
+        }
+
+        fn user_row(row: &DbRow) -> Result<User, StoreError> {
+            Ok(User {
+                id: get(row, "id")?,
+                name: get(row, "name")?,
+                password_hash: get(row, "password_hash")?,
+                role: $crate::codec::role(&get::<String>(row, "role")?)?,
+                created_at: get(row, "created_at")?,
+                updated_at: get(row, "updated_at")?,
+                disabled_at: get(row, "disabled_at")?,
+            })
+        }
+
+        /// Runs `UPDATE users SET … WHERE name = $1 RETURNING …` (the statement text
+        /// without the `RETURNING` part); `NotFound` when no user has that name.
+        async fn update_user(
+            pool: &sqlx::Pool<$db>,
+            name: &str,
+            update: sqlx::query::Query<'_, $db, <$db as sqlx::Database>::Arguments>,
+        ) -> Result<User, StoreError> {
+            let row = update
+                .fetch_optional(pool)
+                .await
+                .map_err($crate::codec::db)?
+                .ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+            user_row(&row)
         }
 
         /// A run read inside a transaction (sees the transaction's own changes).
@@ -578,7 +620,7 @@ macro_rules! impl_store {
                 }
                 sqlx::query(
                     "UPDATE jobs SET state = 'cancelled', message = 'cancelled before it started', \
-                     finished_at = $2 WHERE run_id = $1 AND state IN ('pending', 'queued')",
+                     finished_at = $2 WHERE run_id = $1 AND state IN ('pending', 'queued', 'waiting')",
                 )
                 .bind(run_id)
                 .bind(now)
@@ -651,12 +693,20 @@ macro_rules! impl_store {
                              WHERE run_id = $1 AND idx = $2 AND state = 'queued'",
                             None,
                         ),
+                        // Nothing records when the wait began; `$3` (now) is only mentioned so
+                        // that both databases take the same four bound parameters.
+                        JobState::Waiting => (
+                            "UPDATE jobs SET state = 'waiting', message = COALESCE($4, message) \
+                             WHERE run_id = $1 AND idx = $2 AND state = 'pending' AND $3 = $3",
+                            None,
+                        ),
                         // Only a lease starts a job.
                         JobState::Running => continue,
                         // Skipped, Cancelled, or any other outcome decided without running.
                         other => (
                             "UPDATE jobs SET state = $5, message = $4, finished_at = $3 \
-                             WHERE run_id = $1 AND idx = $2 AND state IN ('pending', 'queued')",
+                             WHERE run_id = $1 AND idx = $2 \
+                             AND state IN ('pending', 'queued', 'waiting')",
                             Some(other.as_str()),
                         ),
                     };
@@ -672,6 +722,57 @@ macro_rules! impl_store {
                 }
                 tx.commit().await.map_err($crate::codec::db)?;
                 Ok(())
+            }
+
+            async fn answer_approval(
+                &self,
+                run_id: i64,
+                idx: i64,
+                approval: &Approval,
+                message: Option<&str>,
+            ) -> Result<ApprovalOutcome, StoreError> {
+                // One statement: of two answers at once, only the first finds it waiting.
+                let sql = if approval.approved {
+                    concat!(
+                        "UPDATE jobs SET state = 'queued', queued_at = COALESCE(queued_at, $3), \
+                         approved = TRUE, approval_by = $4, approval_at = $3, \
+                         message = COALESCE($5, message) \
+                         WHERE run_id = $1 AND idx = $2 AND state = 'waiting' RETURNING ",
+                        $crate::common::job_cols!()
+                    )
+                } else {
+                    concat!(
+                        "UPDATE jobs SET state = 'failed', finished_at = $3, \
+                         approved = FALSE, approval_by = $4, approval_at = $3, \
+                         message = COALESCE($5, message) \
+                         WHERE run_id = $1 AND idx = $2 AND state = 'waiting' RETURNING ",
+                        $crate::common::job_cols!()
+                    )
+                };
+                let row = sqlx::query(sql)
+                    .bind(run_id)
+                    .bind(idx)
+                    .bind(approval.at)
+                    .bind(&approval.by)
+                    .bind(message)
+                    .fetch_optional(self.write_pool())
+                    .await
+                    .map_err($crate::codec::db)?;
+                if let Some(row) = row {
+                    return Ok(ApprovalOutcome::Answered(job_row(&row)?));
+                }
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::common::job_cols!(),
+                    " FROM jobs WHERE run_id = $1 AND idx = $2"
+                ))
+                .bind(run_id)
+                .bind(idx)
+                .fetch_optional(self.read())
+                .await
+                .map_err($crate::codec::db)?
+                .ok_or_else(|| StoreError::NotFound(format!("job {idx} of run {run_id}")))?;
+                Ok(ApprovalOutcome::NotWaiting(job_row(&row)?))
             }
 
             async fn lease_next(
@@ -974,6 +1075,118 @@ macro_rules! impl_store {
                 Ok(())
             }
 
+            async fn create_user(
+                &self,
+                name: &str,
+                password_hash: &str,
+                role: Role,
+                now: Millis,
+            ) -> Result<User, StoreError> {
+                let row = sqlx::query(concat!(
+                    "INSERT INTO users (name, password_hash, role, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $4) RETURNING ",
+                    $crate::common::user_cols!()
+                ))
+                .bind(name)
+                .bind(password_hash)
+                .bind(role.as_str())
+                .bind(now)
+                .fetch_one(self.write_pool())
+                .await
+                .map_err(|e| $crate::codec::constraint(e, &format!("user {name}"), "user"))?;
+                user_row(&row)
+            }
+
+            async fn user_by_name(&self, name: &str) -> Result<User, StoreError> {
+                let row = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::common::user_cols!(),
+                    " FROM users WHERE name = $1"
+                ))
+                .bind(name)
+                .fetch_optional(self.read())
+                .await
+                .map_err($crate::codec::db)?
+                .ok_or_else(|| StoreError::NotFound(format!("user {name}")))?;
+                user_row(&row)
+            }
+
+            async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    $crate::common::user_cols!(),
+                    " FROM users ORDER BY name"
+                ))
+                .fetch_all(self.read())
+                .await
+                .map_err($crate::codec::db)?;
+                rows.iter().map(user_row).collect()
+            }
+
+            async fn set_user_password(
+                &self,
+                name: &str,
+                password_hash: &str,
+                now: Millis,
+            ) -> Result<User, StoreError> {
+                let update = sqlx::query(concat!(
+                    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE name = $1 \
+                     RETURNING ",
+                    $crate::common::user_cols!()
+                ))
+                .bind(name)
+                .bind(password_hash)
+                .bind(now);
+                update_user(self.write_pool(), name, update).await
+            }
+
+            async fn set_user_role(
+                &self,
+                name: &str,
+                role: Role,
+                now: Millis,
+            ) -> Result<User, StoreError> {
+                let update = sqlx::query(concat!(
+                    "UPDATE users SET role = $2, updated_at = $3 WHERE name = $1 RETURNING ",
+                    $crate::common::user_cols!()
+                ))
+                .bind(name)
+                .bind(role.as_str())
+                .bind(now);
+                update_user(self.write_pool(), name, update).await
+            }
+
+            async fn set_user_disabled(
+                &self,
+                name: &str,
+                disabled: bool,
+                now: Millis,
+            ) -> Result<User, StoreError> {
+                // Disabling twice keeps the first time; enabling clears it.
+                let update = sqlx::query(concat!(
+                    "UPDATE users SET disabled_at = \
+                     CASE WHEN $2 THEN COALESCE(disabled_at, $3) ELSE NULL END \
+                     WHERE name = $1 RETURNING ",
+                    $crate::common::user_cols!()
+                ))
+                .bind(name)
+                .bind(disabled)
+                .bind(now);
+                update_user(self.write_pool(), name, update).await
+            }
+
+            async fn delete_user(&self, name: &str) -> Result<(), StoreError> {
+                let done = sqlx::query("DELETE FROM users WHERE name = $1")
+                    .bind(name)
+                    .execute(self.write_pool())
+                    .await
+                    .map_err($crate::codec::db)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("user {name}")));
+                }
+                Ok(())
+            }
+
             async fn queue_stats(&self) -> Result<QueueStats, StoreError> {
                 let mut stats = QueueStats::default();
                 let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM runs GROUP BY state")
@@ -1010,4 +1223,6 @@ macro_rules! impl_store {
     };
 }
 
-pub(crate) use {final_run_states, impl_store, job_cols, repo_cols, run_select, token_cols};
+pub(crate) use {
+    final_run_states, impl_store, job_cols, repo_cols, run_select, token_cols, user_cols,
+};

@@ -1,6 +1,6 @@
 //! The server's persistent state: repositories, pipelines, runs, jobs, leases, tokens,
-//! trigger bookkeeping — in SQLite (embedded, the default) or PostgreSQL, behind one
-//! [`Store`] trait, with checked-in migrations per database.
+//! user accounts, trigger bookkeeping — in SQLite (embedded, the default) or PostgreSQL,
+//! behind one [`Store`] trait, with checked-in migrations per database.
 //!
 //! Promises: every state change that the queue depends on (creating a run with its jobs,
 //! leasing a job, finishing it under its lease, expiring leases) is one transaction, so a
@@ -31,6 +31,8 @@
 //!   queue, in hand-out order) and on running jobs by deadline (expiry).
 //! - `artifacts` (key `(run_id, job_idx, path)`, referencing the job) and `tokens` (unique
 //!   hash; a name is unique among tokens not revoked, so a rotated name can be reused).
+//! - `users` (unique `name`; `password_hash` is a PHC string made by the server, `role` is
+//!   [`Role::as_str`]; `disabled_at` set while the account is disabled).
 //!
 //! # Decisions
 //!

@@ -95,6 +95,9 @@ pub enum JobState {
     Pending,
     /// Ready, waiting for an executor.
     Queued,
+    /// Ready, but held until a person approves it (`environment: { approval: required }`):
+    /// approved it becomes `Queued`, rejected `Failed`.
+    Waiting,
     /// Leased to an executor (running).
     Running,
     /// Succeeded.
@@ -117,6 +120,7 @@ impl JobState {
         match self {
             JobState::Pending => "pending",
             JobState::Queued => "queued",
+            JobState::Waiting => "waiting",
             JobState::Running => "running",
             JobState::Succeeded => "succeeded",
             JobState::Failed => "failed",
@@ -130,7 +134,7 @@ impl JobState {
     pub fn is_final(self) -> bool {
         !matches!(
             self,
-            JobState::Pending | JobState::Queued | JobState::Running
+            JobState::Pending | JobState::Queued | JobState::Waiting | JobState::Running
         )
     }
 }
@@ -278,6 +282,29 @@ pub struct Job {
     pub finished_at: Option<Millis>,
     /// Cancel was requested while it ran (heartbeat answers `Cancelled`).
     pub cancel_requested: bool,
+    /// A person's answer, for a job that waited for approval.
+    pub approval: Option<Approval>,
+}
+
+/// A person's answer to a job waiting for approval ([`JobState::Waiting`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    /// Approved (the job runs) or rejected (it fails).
+    pub approved: bool,
+    /// Who answered (a token's or a user's name).
+    pub by: String,
+    /// When.
+    pub at: Millis,
+}
+
+/// What [`crate::Store::answer_approval`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOutcome {
+    /// The job was waiting and took the answer (approved: `Queued`; rejected: `Failed`).
+    Answered(Job),
+    /// The job was not waiting; it is returned as it is (its `approval` tells a repeated
+    /// answer from one that comes too late).
+    NotWaiting(Job),
 }
 
 /// A state change of a not-yet-leased job decided by the scheduler.
@@ -285,7 +312,8 @@ pub struct Job {
 pub struct JobTransition {
     /// Plan index.
     pub idx: i64,
-    /// `Queued`, `Skipped` or `Cancelled` (from `Pending`), or `Pending` → `Queued`.
+    /// `Queued`, `Waiting`, `Skipped` or `Cancelled` (from `Pending`), or `Pending` →
+    /// `Queued`.
     pub state: JobState,
     /// Reason in words (for skipped).
     pub message: Option<String>,
@@ -379,6 +407,69 @@ pub struct Token {
     pub created_at: Millis,
     /// When it was revoked.
     pub revoked_at: Option<Millis>,
+}
+
+/// What a user account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Everything a viewer may, and start, cancel, rerun and approve runs, and manage
+    /// repositories and users.
+    Admin,
+    /// Read only: pages, runs, logs, artifacts.
+    Viewer,
+}
+
+impl Role {
+    /// The stored (and API) word: `admin` or `viewer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The role named by `word` (as [`Role::as_str`] spells it).
+    pub fn from_word(word: &str) -> Option<Role> {
+        match word {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+/// A user account: a person who logs in to the web UI with a name and a password. Only
+/// a password hash (a PHC string) is stored; `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Unique name (`alice`), never changed.
+    pub name: String,
+    /// The password's hash as a PHC string (`$argon2id$v=19$…`).
+    pub password_hash: String,
+    /// What the account may do.
+    pub role: Role,
+    /// When it was made.
+    pub created_at: Millis,
+    /// When its password or role last changed (or when it was made).
+    pub updated_at: Millis,
+    /// When it was disabled; a disabled account cannot log in.
+    pub disabled_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password_hash", &"<redacted>")
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .field("disabled_at", &self.disabled_at)
+            .finish()
+    }
 }
 
 /// Counts for `/metrics`.

@@ -51,6 +51,21 @@ impl PgStore {
         Self::connect_with(options.options([("search_path", quoted)])).await
     }
 
+    /// Drops `schema` and everything in it, if it exists: a test's leftovers from an
+    /// earlier process (schema names repeat when process ids do).
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(codec::db)?;
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        let mut conn = options.connect().await.map_err(codec::db)?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {quoted} CASCADE"
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(codec::db)?;
+        conn.close().await.map_err(codec::db)
+    }
+
     async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(CONNECTIONS)

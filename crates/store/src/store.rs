@@ -95,8 +95,8 @@ pub trait Store: Send + Sync {
         state: RunState,
         now: Millis,
     ) -> Result<(), StoreError>;
-    /// Marks a run cancel-requested; pending and queued jobs become `Cancelled`, running
-    /// ones get `cancel_requested`; with no job running, the run itself becomes
+    /// Marks a run cancel-requested; pending, queued and waiting jobs become `Cancelled`,
+    /// running ones get `cancel_requested`; with no job running, the run itself becomes
     /// `Cancelled` (nothing would report back otherwise). A final run is left as it is.
     /// Returns the run after the change.
     async fn request_cancel(&self, run_id: i64, now: Millis) -> Result<Run, StoreError>;
@@ -106,15 +106,26 @@ pub trait Store: Send + Sync {
     async fn jobs(&self, run_id: i64) -> Result<Vec<Job>, StoreError>;
     /// Applies scheduler decisions to not-yet-leased jobs (one transaction; a job that
     /// is no longer in the expected earlier state is left alone): `Queued` from `Pending`
-    /// (sets `queued_at` once), `Pending` from `Queued`, any final state (`Skipped`,
-    /// `Cancelled`, …) from `Pending` or `Queued` (sets `finished_at`); `Running` is
-    /// ignored (only a lease starts a job).
+    /// (sets `queued_at` once), `Waiting` from `Pending`, `Pending` from `Queued`, any
+    /// final state (`Skipped`, `Cancelled`, …) from `Pending`, `Queued` or `Waiting` (sets
+    /// `finished_at`); `Running` is ignored (only a lease starts a job).
     async fn transition_jobs(
         &self,
         run_id: i64,
         changes: &[JobTransition],
         now: Millis,
     ) -> Result<(), StoreError>;
+    /// Answers a job waiting for approval, in one step: a `Waiting` job takes the answer
+    /// (approved: `Queued`, with `queued_at`; rejected: `Failed` with `message`, with
+    /// `finished_at`) and records it in `approval`. A job in any other state is left as
+    /// it is ([`ApprovalOutcome::NotWaiting`]). `NotFound` when there is no such job.
+    async fn answer_approval(
+        &self,
+        run_id: i64,
+        idx: i64,
+        approval: &Approval,
+        message: Option<&str>,
+    ) -> Result<ApprovalOutcome, StoreError>;
     /// Hands out the oldest queued job (by run id, then plan index; jobs are only
     /// `Queued` in admitted runs) whose `runs_on` labels are all among `labels`: sets it `Running` with a new
     /// `lease_id`, `attempt + 1`, `executor` and deadline `now + ttl_ms`, atomically (no
@@ -176,6 +187,40 @@ pub trait Store: Send + Sync {
     async fn list_tokens(&self) -> Result<Vec<Token>, StoreError>;
     /// Revokes a token by name.
     async fn revoke_token(&self, name: &str, now: Millis) -> Result<(), StoreError>;
+
+    // --- users ---
+    /// Makes a user account; `Conflict` when the name is taken. The caller checks the
+    /// name's form and hashes the password.
+    async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        role: Role,
+        now: Millis,
+    ) -> Result<User, StoreError>;
+    /// A user by name (disabled ones too); `NotFound` when there is none.
+    async fn user_by_name(&self, name: &str) -> Result<User, StoreError>;
+    /// All users by name.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Replaces a user's password hash (sets `updated_at`).
+    async fn set_user_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now: Millis,
+    ) -> Result<User, StoreError>;
+    /// Changes a user's role (sets `updated_at`).
+    async fn set_user_role(&self, name: &str, role: Role, now: Millis) -> Result<User, StoreError>;
+    /// Disables a user (`disabled_at = now`, kept if already disabled) or enables it
+    /// again (`disabled_at` cleared).
+    async fn set_user_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        now: Millis,
+    ) -> Result<User, StoreError>;
+    /// Deletes a user; `NotFound` when there is none.
+    async fn delete_user(&self, name: &str) -> Result<(), StoreError>;
 
     // --- metrics ---
     /// Queue counts.

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use gantry_store::*;
-use sqlx::{Connection, PgConnection};
 
 /// A fixed "now" so deadlines and times are exact.
 const NOW: Millis = 1_800_000_000_000;
@@ -69,7 +68,9 @@ impl Db {
         };
         let schema = format!("test_{case}_{}", std::process::id());
         let schema: String = schema.chars().take(63).collect();
-        drop_schema(&url, &schema).await;
+        PgStore::drop_schema(&url, &schema)
+            .await
+            .expect("drop the test schema");
         let store = PgStore::connect_in_schema(&url, &schema)
             .await
             .expect("connect to the PostgreSQL test database");
@@ -98,22 +99,11 @@ impl Db {
     async fn cleanup(self) {
         self.store.close().await;
         if let Kind::Postgres { url, schema } = &self.kind {
-            drop_schema(url, schema).await;
+            PgStore::drop_schema(url, schema)
+                .await
+                .expect("drop the test schema");
         }
     }
-}
-
-async fn drop_schema(url: &str, schema: &str) {
-    let mut conn = PgConnection::connect(url)
-        .await
-        .expect("connect to the PostgreSQL test database");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the test schema");
-    conn.close().await.expect("close");
 }
 
 /// Declares every case once per database.
@@ -162,11 +152,13 @@ suite!(
     transitions,
     cancel_with_running_jobs,
     cancel_with_nothing_running,
+    approvals,
     run_states_and_lookups,
     list_runs_pages_and_filters,
     many_runs,
     artifacts,
     tokens,
+    users,
     queue_stats,
     restart_keeps_everything,
 );
@@ -1090,6 +1082,112 @@ async fn cancel_with_nothing_running(db: &mut Db) {
     ));
 }
 
+async fn approvals(db: &mut Db) {
+    let s = &*db.store;
+    let p = pipeline(s, "repo", "deploy").await;
+    let run = create(s, new_run(p.id, (0..3).map(|i| job(i, &[], &[])).collect())).await;
+    let hold = |idx| JobTransition {
+        idx,
+        state: JobState::Waiting,
+        message: Some("waiting for approval to deploy to production".into()),
+    };
+    s.transition_jobs(run.id, &[hold(0), hold(1), hold(2)], NOW + 1)
+        .await
+        .expect("hold");
+    let held = job_of(s, run.id, 0).await;
+    assert_eq!(
+        (held.state, held.queued_at, held.finished_at, held.approval),
+        (JobState::Waiting, None, None, None)
+    );
+    assert!(
+        lease(s, "e", "l0", NOW + 2).await.is_none(),
+        "a job waiting for approval is not handed out"
+    );
+    // Only a pending job starts waiting.
+    s.transition_jobs(run.id, &[hold(0)], NOW + 2)
+        .await
+        .expect("transition");
+    assert_eq!(job_of(s, run.id, 0).await.state, JobState::Waiting);
+
+    let answer = |approved, by: &str, at| Approval {
+        approved,
+        by: by.into(),
+        at,
+    };
+    // Approved: queued (and then handed out), the answer kept.
+    let out = s
+        .answer_approval(
+            run.id,
+            0,
+            &answer(true, "alice", NOW + 3),
+            Some("approved by alice"),
+        )
+        .await
+        .expect("approve");
+    let ApprovalOutcome::Answered(job0) = out else {
+        panic!("job 0 was waiting: {out:?}");
+    };
+    assert_eq!(
+        (job0.state, job0.queued_at, job0.message.as_deref()),
+        (JobState::Queued, Some(NOW + 3), Some("approved by alice"))
+    );
+    assert_eq!(job0.approval, Some(answer(true, "alice", NOW + 3)));
+    // Rejected: failed at once, with the message.
+    let out = s
+        .answer_approval(
+            run.id,
+            1,
+            &answer(false, "bob", NOW + 4),
+            Some("rejected by bob"),
+        )
+        .await
+        .expect("reject");
+    let ApprovalOutcome::Answered(job1) = out else {
+        panic!("job 1 was waiting: {out:?}");
+    };
+    assert_eq!(
+        (job1.state, job1.finished_at, job1.message.as_deref()),
+        (JobState::Failed, Some(NOW + 4), Some("rejected by bob"))
+    );
+    assert_eq!(job1.approval, Some(answer(false, "bob", NOW + 4)));
+    // A second answer changes nothing and shows the first.
+    for (idx, approved) in [(0, false), (1, true), (0, true)] {
+        let out = s
+            .answer_approval(run.id, idx, &answer(approved, "carol", NOW + 5), None)
+            .await
+            .expect("answer again");
+        let ApprovalOutcome::NotWaiting(job) = out else {
+            panic!("job {idx} is no longer waiting: {out:?}");
+        };
+        assert_ne!(job.approval.map(|a| a.by), Some("carol".to_string()));
+    }
+    assert_eq!(
+        lease(s, "e", "l0", NOW + 6)
+            .await
+            .map(|l| (l.job.idx, l.job.approval)),
+        Some((0, Some(answer(true, "alice", NOW + 3))))
+    );
+    assert!(matches!(
+        s.answer_approval(run.id, 9, &answer(true, "alice", NOW), None)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Cancelling the run cancels a job that still waits.
+    let after = s.request_cancel(run.id, NOW + 7).await.expect("cancel");
+    assert_eq!(after.state, RunState::Running, "job 0 still runs");
+    let waiting = job_of(s, run.id, 2).await;
+    assert_eq!(
+        (waiting.state, waiting.finished_at, waiting.approval),
+        (JobState::Cancelled, Some(NOW + 7), None)
+    );
+    // The answers survive a restart.
+    db.reopen().await;
+    assert_eq!(
+        job_of(&*db.store, run.id, 1).await.approval,
+        Some(answer(false, "bob", NOW + 4))
+    );
+}
+
 async fn run_states_and_lookups(db: &mut Db) {
     let s = &*db.store;
     let p = pipeline(s, "repo", "ci").await;
@@ -1401,6 +1499,115 @@ async fn tokens(db: &mut Db) {
         s.revoke_token("ghost", NOW).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+async fn users(db: &mut Db) {
+    let s = &*db.store;
+    let alice = s
+        .create_user("alice", "hash-a", Role::Admin, NOW)
+        .await
+        .expect("create");
+    assert_eq!(
+        (
+            alice.name.as_str(),
+            alice.password_hash.as_str(),
+            alice.role,
+            alice.created_at,
+            alice.updated_at,
+            alice.disabled_at
+        ),
+        ("alice", "hash-a", Role::Admin, NOW, NOW, None)
+    );
+    assert!(
+        !format!("{alice:?}").contains("hash-a"),
+        "Debug hides the password hash"
+    );
+    let dup = s.create_user("alice", "hash-x", Role::Viewer, NOW).await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
+    s.create_user("bob", "hash-b", Role::Viewer, NOW + 1)
+        .await
+        .expect("create");
+    assert_eq!(s.user_by_name("alice").await.expect("by name"), alice);
+    let missing = s.user_by_name("carol").await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let bob = s
+        .set_user_password("bob", "hash-b2", NOW + 2)
+        .await
+        .expect("passwd");
+    assert_eq!(
+        (bob.password_hash.as_str(), bob.updated_at, bob.created_at),
+        ("hash-b2", NOW + 2, NOW + 1)
+    );
+    let bob = s
+        .set_user_role("bob", Role::Admin, NOW + 3)
+        .await
+        .expect("role");
+    assert_eq!((bob.role, bob.updated_at), (Role::Admin, NOW + 3));
+    // Disabling twice keeps the first time; enabling clears it.
+    let bob = s
+        .set_user_disabled("bob", true, NOW + 4)
+        .await
+        .expect("disable");
+    assert_eq!(bob.disabled_at, Some(NOW + 4));
+    let bob = s
+        .set_user_disabled("bob", true, NOW + 5)
+        .await
+        .expect("disable again");
+    assert_eq!(bob.disabled_at, Some(NOW + 4));
+    assert_eq!(
+        s.user_by_name("bob").await.expect("by name").disabled_at,
+        Some(NOW + 4),
+        "a disabled user is still found (to refuse its login)"
+    );
+    let bob = s
+        .set_user_disabled("bob", false, NOW + 6)
+        .await
+        .expect("enable");
+    assert_eq!(bob.disabled_at, None);
+
+    let names: Vec<_> = s
+        .list_users()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|u| (u.name, u.role))
+        .collect();
+    assert_eq!(
+        names,
+        [("alice".into(), Role::Admin), ("bob".into(), Role::Admin)]
+    );
+
+    for missing in [
+        s.set_user_password("carol", "h", NOW).await.map(drop),
+        s.set_user_role("carol", Role::Viewer, NOW).await.map(drop),
+        s.set_user_disabled("carol", true, NOW).await.map(drop),
+        s.delete_user("carol").await,
+    ] {
+        assert!(
+            matches!(missing, Err(StoreError::NotFound(_))),
+            "{missing:?}"
+        );
+    }
+    s.delete_user("alice").await.expect("delete");
+    assert!(matches!(
+        s.user_by_name("alice").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The name is free again, with a new id.
+    let again = s
+        .create_user("alice", "hash-a2", Role::Viewer, NOW + 7)
+        .await
+        .expect("create again");
+    assert_ne!(again.id, alice.id);
+
+    // Accounts survive a restart.
+    db.reopen().await;
+    let after = db.store.user_by_name("alice").await.expect("by name");
+    assert_eq!(after, again);
 }
 
 async fn queue_stats(db: &mut Db) {

@@ -1,9 +1,12 @@
 //! The subcommands, one file each, and what they share: loading a pipeline file.
 //!
 //! `run`, `lint`, `graph` and `gc` work on this machine; `serve` and `token` run or manage
-//! a server here; `repo`, `runs`, `trigger`, `logs`, `cancel` and `rerun` are clients of a
-//! server's REST API (see [`crate::api`]).
+//! a server here; `agent` runs a server's jobs here; `repo`, `runs`, `trigger`, `logs`,
+//! `cancel`, `rerun`, `agent-token`, `agents` and `user` are clients of a server's REST
+//! API (see [`crate::api`]).
 
+pub mod agent;
+pub mod agent_token;
 pub mod cancel;
 pub mod gc;
 pub mod graph;
@@ -14,9 +17,9 @@ pub mod rerun;
 pub mod run;
 pub mod runs;
 pub mod serve;
-mod serve_executor;
 pub mod token;
 pub mod trigger;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -18,13 +18,18 @@ use gantry_backend::CancellationToken;
 use gantry_server::{Server, ServerConfig, SmtpSettings, SmtpTls};
 
 use crate::args::{ColorChoice, ServeArgs, SmtpTlsChoice};
-use crate::backends;
 use crate::error::{CliError, Exit};
+use crate::executor;
 use crate::paint::{self, Paint};
 use crate::signals::Signals;
 
 /// How long a clean shutdown waits for running jobs to be stopped and torn down.
 const STOP_JOBS_FOR: Duration = Duration::from_secs(30);
+
+/// How long one lease call of the built-in executor waits for work. In-process the wait
+/// ends the moment a job is queued, so this only bounds how often an idle executor asks
+/// again.
+const BUILTIN_POLL_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `gantry serve`.
 pub fn serve(args: ServeArgs, color: ColorChoice) -> Result<Exit, CliError> {
@@ -78,27 +83,28 @@ async fn run(
 
     let executor_stop = CancellationToken::new();
     let executor = if capacity > 0 {
-        let chosen = backends::choose(args.backend, false).await?;
+        let chosen = executor::backends(args.backend).await?;
         for notice in &chosen.notices {
             text.push_str(&format!("{}\n", paint.yellow(notice)));
         }
-        let kind = if chosen.backends.containers.is_some() {
-            "docker"
-        } else {
-            "local"
-        };
+        let kind = chosen.kind;
         text.push_str(&format!(
             "built-in executor: up to {capacity} job{} at once, backend={kind}\n",
             if capacity == 1 { "" } else { "s" }
         ));
-        Some(tokio::spawn(super::serve_executor::run(
+        // Named `builtin`: the server expires its leases at every start, since they died
+        // with the previous process.
+        let settings = executor::Settings {
+            name: gantry_server::server::BUILTIN_EXECUTOR.to_owned(),
+            labels: executor::labels(kind, &Default::default()),
+            capacity,
+            work_dir: data.join("executor"),
+            poll_wait: BUILTIN_POLL_WAIT,
+        };
+        Some(tokio::spawn(executor::run(
             server.job_source(),
             chosen.backends,
-            super::serve_executor::Settings {
-                capacity,
-                kind,
-                work_dir: data.join("executor"),
-            },
+            settings,
             executor_stop.clone(),
         )))
     } else {
@@ -158,6 +164,24 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         }
         config.default_poll_interval = interval;
     }
+    if let Some(text) = &args.lease_ttl {
+        let ttl = gantry_pipeline::parse_duration(text)
+            .map_err(|e| CliError::invalid(format!("error: --lease-ttl {text}: {e}")))?;
+        if ttl < Duration::from_secs(1) {
+            return Err(CliError::invalid(format!(
+                "error: --lease-ttl {text}: must be at least 1s (executors heartbeat every \
+                 third of it)"
+            )));
+        }
+        config.lease_ttl = ttl;
+    }
+    if let Some(n) = args.max_attempts {
+        config.max_attempts = n.get();
+    }
+    if let Some(text) = &args.max_artifact_size {
+        config.max_artifact_bytes = parse_size(text)
+            .map_err(|e| CliError::invalid(format!("error: --max-artifact-size {text}: {e}")))?;
+    }
     if let Some(url) = &args.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(CliError::invalid(format!(
@@ -187,6 +211,37 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, CliError> {
         });
     }
     Ok(config)
+}
+
+/// `512KiB`, `200MB`, `1GiB`, `1000` (bytes): binary units with `i`, decimal without.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| "expected a size such as 512KiB, 200MB or 1GiB".to_owned())?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown unit \"{other}\" (use B, KB, KiB, MB, MiB, GB or GiB)"
+            ));
+        }
+    };
+    let bytes = number
+        .checked_mul(factor)
+        .ok_or_else(|| "too large".to_owned())?;
+    if bytes == 0 {
+        return Err("must be more than 0".to_owned());
+    }
+    Ok(bytes)
 }
 
 /// `HOST:PORT` (a name is resolved; the first address wins).
@@ -228,7 +283,7 @@ pub fn sqlite_file(config: &ServerConfig) -> PathBuf {
 
 /// Server logs on stderr: `GANTRY_LOG` (e.g. `debug`, `gantry_server=debug`), default
 /// `info`.
-fn init_logging(color: ColorChoice) {
+pub fn init_logging(color: ColorChoice) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
@@ -237,14 +292,6 @@ fn init_logging(color: ColorChoice) {
         .with_ansi(Paint::stderr(color).enabled())
         .with_target(false)
         .try_init();
-}
-
-/// Labels of the built-in executor: what `runs_on` is matched against.
-pub fn labels(kind: &str) -> std::collections::BTreeMap<String, String> {
-    [("backend", kind), ("os", std::env::consts::OS)]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 #[cfg(test)]
@@ -305,6 +352,41 @@ mod tests {
     }
 
     #[test]
+    fn agent_flags_become_config() {
+        let c = parse(&[
+            "--lease-ttl",
+            "3s",
+            "--max-attempts",
+            "5",
+            "--max-artifact-size",
+            "64KiB",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.lease_ttl, Duration::from_secs(3));
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.max_artifact_bytes, 64 * 1024);
+    }
+
+    #[test]
+    fn sizes() {
+        for (text, want) in [
+            ("1000", Ok(1000)),
+            ("512KiB", Ok(512 * 1024)),
+            ("200MB", Ok(200_000_000)),
+            ("1 GiB", Ok(1 << 30)),
+            ("2g", Ok(2_000_000_000)),
+            ("0", Err("must be more than 0")),
+            (
+                "12 parsecs",
+                Err("unknown unit \"parsecs\" (use B, KB, KiB, MB, MiB, GB or GiB)"),
+            ),
+            ("lots", Err("expected a size such as 512KiB, 200MB or 1GiB")),
+        ] {
+            assert_eq!(parse_size(text), want.map_err(str::to_owned), "{text}");
+        }
+    }
+
+    #[test]
     fn bad_flags_are_usage_errors() {
         for argv in [
             &["--listen", "nowhere"][..],
@@ -312,18 +394,14 @@ mod tests {
             &["--poll-interval", "0s"],
             &["--public-url", "ci.example.com"],
             &["--smtp-host", "mail"],
+            &["--lease-ttl", "500ms"],
+            &["--lease-ttl", "soon"],
+            &["--max-artifact-size", "1TB?"],
         ] {
             let err = parse(argv)
                 .err()
                 .unwrap_or_else(|| panic!("{argv:?} accepted"));
             assert_eq!(err.code(), 2, "{argv:?}");
         }
-    }
-
-    #[test]
-    fn builtin_labels() {
-        let l = labels("local");
-        assert_eq!(l.get("backend").map(String::as_str), Some("local"));
-        assert_eq!(l.get("os").map(String::as_str), Some("linux"));
     }
 }

@@ -35,6 +35,7 @@ fn check(plan: &Plan, states: &[&str], fail_fast: bool, expect: &[&str]) {
             match d {
                 Decision::Start => format!("{name}: start"),
                 Decision::Skip(reason) => format!("{name}: skip ({reason})"),
+                Decision::AwaitApproval => format!("{name}: await approval"),
             }
         })
         .collect();
@@ -160,6 +161,66 @@ fn failure_jobs_wait_for_a_failure_or_for_everything_else() {
         &["ok", "error", "wait", "wait"],
         false,
         &["cleanup: start", "on-build-failure: start"],
+    );
+}
+
+/// `job` with `environment: { name: production, approval: required }`.
+fn gated(job: crate::testutil::JobB) -> crate::testutil::JobB {
+    let mut job = job;
+    job.job.environment = Some(gantry_pipeline::Environment {
+        name: "production".into(),
+        approval_required: true,
+        url: None,
+    });
+    job
+}
+
+#[test]
+fn jobs_that_need_approval_are_held_once_they_could_start() {
+    let p = plan(vec![
+        job("build"),
+        gated(job("deploy").needs(&["build"])),
+        job("smoke").needs(&["deploy"]),
+        job("cleanup").run_on(RunOn::Failure),
+        gated(job("rollback").run_on(RunOn::Failure)),
+    ]);
+    // Not before its needs allow it to start, and not when it would be skipped.
+    check(
+        &p,
+        &["wait", "wait", "wait", "wait", "wait"],
+        false,
+        &["build: start"],
+    );
+    check(
+        &p,
+        &["failed", "wait", "wait", "wait", "wait"],
+        false,
+        &[
+            "deploy: skip (needs \"build\", which failed)",
+            "smoke: skip (needs \"deploy\", which was skipped)",
+            "cleanup: start",
+            "rollback: await approval",
+        ],
+    );
+    check(
+        &p,
+        &["ok", "wait", "wait", "wait", "wait"],
+        false,
+        &["deploy: await approval"],
+    );
+    // Held ("run" from here on), it keeps `status: failure` jobs waiting: it may still
+    // fail once approved.
+    check(&p, &["ok", "run", "wait", "wait", "wait"], false, &[]);
+    // Rejected (failed): what needs it is skipped, failure jobs go on.
+    check(
+        &p,
+        &["ok", "failed", "wait", "wait", "wait"],
+        false,
+        &[
+            "smoke: skip (needs \"deploy\", which failed)",
+            "cleanup: start",
+            "rollback: await approval",
+        ],
     );
 }
 

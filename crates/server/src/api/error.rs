@@ -99,6 +99,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::approvals::ApprovalError> for ApiError {
+    fn from(e: crate::approvals::ApprovalError) -> ApiError {
+        match e {
+            crate::approvals::ApprovalError::NotWaiting(m) => ApiError::Conflict(m),
+            crate::approvals::ApprovalError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<RunError> for ApiError {
     fn from(e: RunError) -> ApiError {
         match e {

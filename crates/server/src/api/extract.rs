@@ -1,28 +1,62 @@
 //! Request extractors that answer failures in the API's JSON error shape: the caller's
-//! token ([`Reader`], [`Writer`]) and JSON bodies ([`Body`]).
+//! token or web session ([`Reader`], [`Writer`]) and JSON bodies ([`Body`]).
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use gantry_store::Token;
+use gantry_store::{Role, Token, User};
 use serde::de::DeserializeOwned;
 
 use crate::api::error::ApiError;
 use crate::auth::check_token;
 use crate::state::State;
 
-/// Who is calling: a token's name, or `anonymous`.
-#[derive(Debug, Clone)]
+/// Who is calling: a token, a user account (through a web session), or nobody
+/// (anonymous). At most one of the two is set.
+#[derive(Debug, Clone, Default)]
 pub struct Caller {
     /// The token, when one was presented.
     pub token: Option<Token>,
+    /// The user account, for a logged-in user's web session.
+    pub user: Option<User>,
 }
 
 impl Caller {
-    /// Name for causes ("Started manually by admin").
+    /// A caller with a token.
+    pub fn token(token: Token) -> Caller {
+        Caller {
+            token: Some(token),
+            user: None,
+        }
+    }
+
+    /// A logged-in user.
+    pub fn user(user: User) -> Caller {
+        Caller {
+            token: None,
+            user: Some(user),
+        }
+    }
+
+    /// Name for causes ("Started manually by alice"): the user's, the token's, or
+    /// `anonymous`.
     pub fn name(&self) -> &str {
-        self.token.as_ref().map_or("anonymous", |t| t.name.as_str())
+        match (&self.user, &self.token) {
+            (Some(u), _) => u.name.as_str(),
+            (None, Some(t)) => t.name.as_str(),
+            (None, None) => "anonymous",
+        }
+    }
+
+    /// Whether the caller may change things: an admin token, or a user with the admin
+    /// role.
+    pub fn is_admin(&self) -> bool {
+        match (&self.user, &self.token) {
+            (Some(u), _) => u.role == Role::Admin,
+            (None, Some(t)) => t.kind == "admin",
+            (None, None) => false,
+        }
     }
 }
 
@@ -30,14 +64,15 @@ impl Caller {
 #[derive(Debug, Clone)]
 pub struct Reader(pub Caller);
 
-/// A caller allowed to change things: an admin token.
+/// A caller allowed to change things: an admin token (or an admin user's web session,
+/// which authenticates only `GET`s).
 #[derive(Debug, Clone)]
 pub struct Writer(pub Caller);
 
-async fn caller(parts: &Parts, state: &State) -> Result<Option<Token>, ApiError> {
+async fn caller(parts: &Parts, state: &State) -> Result<Option<Caller>, ApiError> {
     let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
         // The web UI's session cookie counts for reading (log streams, downloads).
-        return Ok(crate::web::session::cookie_token(parts, state).await);
+        return Ok(crate::web::session::cookie_caller(parts, state).await);
     };
     let text = value
         .to_str()
@@ -51,7 +86,7 @@ async fn caller(parts: &Parts, state: &State) -> Result<Option<Token>, ApiError>
             ApiError::Unauthorized("the Authorization header must be \"Bearer <token>\"".into())
         })?;
     match check_token(state.store.as_ref(), token).await? {
-        Some(t) => Ok(Some(t)),
+        Some(t) => Ok(Some(Caller::token(t))),
         None => Err(ApiError::Unauthorized("invalid or revoked token".into())),
     }
 }
@@ -61,8 +96,8 @@ impl FromRequestParts<State> for Reader {
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
         match caller(parts, state).await? {
-            Some(token) => Ok(Reader(Caller { token: Some(token) })),
-            None if state.config.anonymous_read => Ok(Reader(Caller { token: None })),
+            Some(caller) => Ok(Reader(caller)),
+            None if state.config.anonymous_read => Ok(Reader(Caller::default())),
             None => Err(ApiError::Unauthorized(
                 "authentication required: send \"Authorization: Bearer <token>\"".into(),
             )),
@@ -75,10 +110,15 @@ impl FromRequestParts<State> for Writer {
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, ApiError> {
         match caller(parts, state).await? {
-            Some(token) if token.kind == "admin" => Ok(Writer(Caller { token: Some(token) })),
-            Some(token) => Err(ApiError::Forbidden(format!(
-                "token {:?} may not change anything",
-                token.name
+            Some(caller) if caller.is_admin() => Ok(Writer(caller)),
+            Some(caller) => Err(ApiError::Forbidden(format!(
+                "{} {:?} may not change anything",
+                if caller.user.is_some() {
+                    "user"
+                } else {
+                    "token"
+                },
+                caller.name()
             ))),
             None => Err(ApiError::Unauthorized(
                 "authentication required: send \"Authorization: Bearer <token>\"".into(),

@@ -110,8 +110,8 @@ pub struct JobJson {
     pub name: String,
     /// Plan indices of its needs.
     pub needs: Vec<i64>,
-    /// `pending`, `queued`, `running`, `succeeded`, `failed`, `allowed_failure`,
-    /// `errored`, `skipped`, `cancelled`.
+    /// `pending`, `queued`, `waiting` (for approval), `running`, `succeeded`, `failed`,
+    /// `allowed_failure`, `errored`, `skipped`, `cancelled`.
     pub state: &'static str,
     /// Leases handed out.
     pub attempt: u32,
@@ -127,6 +127,19 @@ pub struct JobJson {
     pub started_at: Option<String>,
     /// When it ended.
     pub finished_at: Option<String>,
+    /// The answer to a job that waited for approval; `null` until someone answered.
+    pub approval: Option<ApprovalJson>,
+}
+
+/// Who approved or rejected a job, and when.
+#[derive(Debug, Serialize)]
+pub struct ApprovalJson {
+    /// `approved` or `rejected`.
+    pub answer: &'static str,
+    /// Token or user name.
+    pub by: String,
+    /// When.
+    pub at: String,
 }
 
 impl JobJson {
@@ -145,6 +158,11 @@ impl JobJson {
             queued_at: opt_time(j.queued_at),
             started_at: opt_time(j.started_at),
             finished_at: opt_time(j.finished_at),
+            approval: j.approval.as_ref().map(|a| ApprovalJson {
+                answer: if a.approved { "approved" } else { "rejected" },
+                by: a.by.clone(),
+                at: rfc3339(a.at),
+            }),
         }
     }
 }

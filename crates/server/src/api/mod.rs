@@ -2,7 +2,14 @@
 //! `{"error": "message"}`. Handlers stay thin; the work happens in [`crate::runs`],
 //! [`crate::scheduler`] and the store. The OpenAPI document ([`openapi`]) describes
 //! every route here and is checked against the committed `openapi.json` by a test.
+//!
+//! The agent protocol (`/api/agent/v1/…`, [`agent`], [`agent_artifacts`]) answers
+//! refusals in its own shape, `{"error": CODE, "message": …}`, which the agent's client
+//! maps back to a `LeaseError`; the admin routes for agents are in [`agent_tokens`].
 
+pub mod agent;
+pub mod agent_artifacts;
+pub mod agent_tokens;
 pub mod artifacts;
 pub mod error;
 pub mod extract;
@@ -12,6 +19,7 @@ pub mod logs;
 pub mod openapi;
 pub mod repos;
 pub mod runs;
+pub mod users;
 
 use axum::Json;
 use axum::Router;
@@ -19,7 +27,7 @@ use axum::extract::{DefaultBodyLimit, Request, State as Ax};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 
 pub use error::ApiError;
 
@@ -40,10 +48,17 @@ pub fn router(state: State) -> Router {
             get(repos::params),
         )
         .route("/api/repos/{repo}/trigger", post(repos::trigger))
+        .route("/api/users", get(users::list).post(users::add))
+        .route(
+            "/api/users/{name}",
+            get(users::get).patch(users::change).delete(users::remove),
+        )
         .route("/api/runs", get(runs::list))
         .route("/api/runs/{id}", get(runs::get))
         .route("/api/runs/{id}/cancel", post(runs::cancel))
         .route("/api/runs/{id}/rerun", post(runs::rerun))
+        .route("/api/runs/{id}/jobs/{job}/approve", post(runs::approve))
+        .route("/api/runs/{id}/jobs/{job}/reject", post(runs::reject))
         .route("/api/runs/{id}/log", get(logs::run_log))
         .route("/api/runs/{id}/jobs/{job}/log", get(logs::job_log))
         .route(
@@ -55,13 +70,48 @@ pub fn router(state: State) -> Router {
             "/api/runs/{id}/artifacts/{job}/{*path}",
             get(artifacts::download),
         )
+        .route(
+            "/api/agent-tokens",
+            get(agent_tokens::list).post(agent_tokens::create),
+        )
+        .route("/api/agent-tokens/{name}", delete(agent_tokens::revoke))
+        .route("/api/agents", get(agent_tokens::agents))
         .route("/hooks/{repo}", post(hooks::receive))
         .route("/metrics", get(metrics))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(state.clone(), length_limit))
+        // After the layers above: the agent routes have limits of their own.
+        .merge(agent_routes(&state))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// The agent protocol (`/api/agent/v1`, see [`agent`]). JSON calls may carry a log batch
+/// up to `max_log_batch_bytes`; artifact uploads stream under their own limit
+/// (`max_artifact_bytes`, checked by [`agent_artifacts`]).
+fn agent_routes(state: &State) -> Router<State> {
+    let json_limit = state
+        .config
+        .max_body_bytes
+        .max(state.config.max_log_batch_bytes);
+    let blobs = Router::new()
+        .route(
+            "/api/agent/v1/leases/{lease}/artifacts/{digest}",
+            put(agent_artifacts::put).get(agent_artifacts::get),
+        )
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/api/agent/v1/hello", post(agent::hello))
+        .route("/api/agent/v1/lease", post(agent::lease))
+        .route(
+            "/api/agent/v1/leases/{lease}/heartbeat",
+            post(agent::heartbeat),
+        )
+        .route("/api/agent/v1/leases/{lease}/logs", post(agent::logs))
+        .route("/api/agent/v1/leases/{lease}/finish", post(agent::finish))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .merge(blobs)
 }
 
 /// Refuses a body whose declared length is over the limit before reading any of it.

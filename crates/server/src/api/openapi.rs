@@ -62,7 +62,7 @@ pub fn document() -> Value {
         v
     };
     let text = |d: &str| json!({ "description": d, "content": { "text/plain": { "schema": { "type": "string" } } } });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "gantry server API",
@@ -115,6 +115,16 @@ pub fn document() -> Value {
                     "422": err("The run is not finished, or was never planned")
                 }))), body(schema("Rerun"), false))
             },
+            "/api/runs/{id}/jobs/{job}/approve": { "post": op("Approve a job that waits for approval (environment approval: required): it is queued and runs. Approving it again changes nothing", vec![run(), job()], std_err(json!({
+                "200": ok("The run after the answer", schema("Run")),
+                "403": err("The token may not change anything"),
+                "409": err("The job is not waiting for approval (or was rejected)")
+            }))) },
+            "/api/runs/{id}/jobs/{job}/reject": { "post": op("Reject a job that waits for approval: it fails with \"rejected by NAME\" and the run goes on by the DAG rules. Rejecting it again changes nothing", vec![run(), job()], std_err(json!({
+                "200": ok("The run after the answer", schema("Run")),
+                "403": err("The token may not change anything"),
+                "409": err("The job is not waiting for approval (or was approved)")
+            }))) },
             "/api/runs/{id}/log": { "get": op("The run-level log (why a run could not be planned)", vec![run(), query_param("format", "string", "text (default) or stored")], std_err(json!({ "200": text("The log"), "206": text("A byte range of it"), "416": err("Range outside the log") }))) },
             "/api/runs/{id}/jobs/{job}/log": {
                 "get": op("A job's log; honours Range: bytes=", vec![run(), job(), query_param("format", "string", "text (default: lines without time and stream) or stored (<unix_ms> <stream> <text> lines)")],
@@ -186,9 +196,13 @@ pub fn document() -> Value {
                 "Job": { "type": "object", "required": ["idx", "key", "name", "needs", "state", "attempt"], "properties": {
                     "idx": { "type": "integer" }, "key": { "type": "string" }, "name": { "type": "string" },
                     "needs": { "type": "array", "items": { "type": "integer" } },
-                    "state": { "enum": ["pending", "queued", "running", "succeeded", "failed", "allowed_failure", "errored", "skipped", "cancelled"] },
+                    "state": { "enum": ["pending", "queued", "waiting", "running", "succeeded", "failed", "allowed_failure", "errored", "skipped", "cancelled"], "description": "waiting: held until a person approves it (environment approval: required)" },
                     "attempt": { "type": "integer" }, "executor": nullable("string"), "message": nullable("string"), "exit_code": nullable("integer"),
-                    "queued_at": nullable("string"), "started_at": nullable("string"), "finished_at": nullable("string")
+                    "queued_at": nullable("string"), "started_at": nullable("string"), "finished_at": nullable("string"),
+                    "approval": { "oneOf": [{ "type": "null" }, schema("Approval")] }
+                } },
+                "Approval": { "type": "object", "required": ["answer", "by", "at"], "properties": {
+                    "answer": { "enum": ["approved", "rejected"] }, "by": { "type": "string" }, "at": { "type": "string", "format": "date-time" }
                 } },
                 "Artifact": { "type": "object", "required": ["job", "job_idx", "path", "digest", "size"], "properties": {
                     "job": { "type": "string" }, "job_idx": { "type": "integer" }, "path": { "type": "string" }, "digest": { "type": "string" }, "size": { "type": "integer" }
@@ -198,5 +212,214 @@ pub fn document() -> Value {
                 } }
             }
         }
-    })
+    });
+    add_agents(&mut doc);
+    add_users(&mut doc);
+    doc
+}
+
+/// Inserts every entry of `from` (an object) into `into`'s object at `key`.
+fn extend(into: &mut Value, key: &str, from: Value) {
+    if let (Some(map), Value::Object(from)) = (into[key].as_object_mut(), from) {
+        map.extend(from);
+    }
+}
+
+/// The agent routes: the admin's (`/api/agent-tokens`, `/api/agents`) and the agent
+/// protocol (`/api/agent/v1/…`), whose refusals are `AgentError` bodies.
+fn add_agents(doc: &mut Value) {
+    let lease = || path_param("lease", "Lease id, as handed out by /api/agent/v1/lease");
+    let digest = || path_param("digest", "sha256 of the blob: 64 lowercase hex digits");
+    let agent_err = |d: &str| json!({ "description": d, "content": content(schema("AgentError")) });
+    let refusals = |mut v: Value| {
+        v["400"] = agent_err("Malformed request or JSON (error: invalid)");
+        v["401"] = agent_err("No token, an invalid or a revoked one (error: unauthorized)");
+        v["409"] = agent_err(
+            "The lease expired, was superseded, or is held under another token; nothing changed (error: stale)",
+        );
+        v["503"] = agent_err("The server cannot answer right now; try again (error: unavailable)");
+        v
+    };
+    let binary = || json!({ "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } });
+    extend(
+        doc,
+        "paths",
+        json!({
+            "/api/agent-tokens": {
+                "get": op("Live agent tokens (no secrets), with the online executors using each", vec![], json!({
+                    "200": ok("Tokens", json!({ "type": "array", "items": schema("AgentToken") })),
+                    "401": err("No token, or an invalid one"),
+                    "403": err("Not the admin token")
+                })),
+                "post": with_body(op("Make an agent token; its secret is shown only in this answer", vec![], json!({
+                    "201": ok("Made", schema("CreatedToken")),
+                    "400": err("Invalid name or JSON"),
+                    "401": err("No token, or an invalid one"),
+                    "403": err("Not the admin token"),
+                    "409": err("A live token has this name")
+                })), body(schema("NewAgentToken"), true))
+            },
+            "/api/agent-tokens/{name}": {
+                "delete": op("Revoke an agent token: agents using it are refused from their next call", vec![path_param("name", "Token name")], json!({
+                    "204": { "description": "Revoked" },
+                    "400": err("Not an agent token"),
+                    "401": err("No token, or an invalid one"),
+                    "403": err("Not the admin token"),
+                    "404": err("No live agent token has this name")
+                }))
+            },
+            "/api/agents": {
+                "get": op("Executors online now (seen within the lease ttl or waiting for work), the built-in one included", vec![], json!({
+                    "200": ok("Executors by name", json!({ "type": "array", "items": schema("Agent") })),
+                    "401": err("No token, or an invalid one")
+                }))
+            },
+            "/api/agent/v1/hello": {
+                "post": with_body(op("Agent handshake: protocol version and limits", vec![], refusals(json!({
+                    "200": ok("Compatible", schema("ServerHello")),
+                    "426": agent_err("The agent speaks another protocol version; the message names both (error: incompatible)")
+                }))), body(schema("ExecutorInfo"), true))
+            },
+            "/api/agent/v1/lease": {
+                "post": with_body(op("Wait (long poll, at most 30 s) for a job this executor's labels match", vec![], refusals(json!({
+                    "200": ok("A lease", json!({ "type": "object", "description": "gantry_protocol::Lease: the job, its plan, source and the artifacts to restore" })),
+                    "204": { "description": "No job came within the wait" },
+                    "426": agent_err("Another protocol version (error: incompatible)")
+                }))), body(schema("LeaseRequest"), true))
+            },
+            "/api/agent/v1/leases/{lease}/heartbeat": {
+                "post": op("Extend a lease; the answer says whether to carry on", vec![lease()], refusals(json!({
+                    "200": ok("ok, cancelled (stop the job, finish it cancelled) or lost (stop, report nothing)", json!({ "enum": ["ok", "cancelled", "lost"] }))
+                })))
+            },
+            "/api/agent/v1/leases/{lease}/logs": {
+                "post": with_body(op("Append a batch of log lines; a batch resent with the same seq is stored once", vec![lease()], refusals(json!({
+                    "204": { "description": "Stored" },
+                    "413": agent_err("Larger than the server's log batch limit (error: too_large)")
+                }))), body(json!({ "type": "object", "description": "gantry_protocol::LogChunk: {seq, lines: [{at_ms, stream, source?, text}]}" }), true))
+            },
+            "/api/agent/v1/leases/{lease}/artifacts/{digest}": {
+                "put": with_body(op("Upload an artifact blob (streamed); its sha256 must be its name", vec![lease(), digest()], refusals(json!({
+                    "204": { "description": "Stored (verified)" },
+                    "413": agent_err("Larger than the server's artifact limit (error: too_large)")
+                }))), json!({ "required": true, "content": binary() })),
+                "get": op("Download an artifact blob of the lease's run (streamed)", vec![lease(), digest()], refusals(json!({
+                    "200": { "description": "The blob", "content": binary() }
+                })))
+            },
+            "/api/agent/v1/leases/{lease}/finish": {
+                "post": with_body(op("End a lease with the job's result (artifacts uploaded before)", vec![lease()], refusals(json!({
+                    "204": { "description": "Recorded" }
+                }))), body(json!({ "type": "object", "description": "gantry_protocol::Finish: {report, attempts, duration_ms, manifest}" }), true))
+            }
+        }),
+    );
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(agent_schemas());
+    }
+}
+
+fn agent_schemas() -> serde_json::Map<String, Value> {
+    let labels = || json!({ "type": "object", "additionalProperties": { "type": "string" } });
+    let Value::Object(map) = json!({
+        "AgentError": { "type": "object", "required": ["error", "message"], "properties": {
+            "error": { "enum": ["stale", "unauthorized", "incompatible", "invalid", "too_large", "unavailable"] },
+            "message": { "type": "string" },
+            "lease": { "type": "string", "description": "stale: the lease" },
+            "reason": { "type": "string", "description": "stale: why" },
+            "executor": { "type": "integer", "description": "incompatible: the agent's protocol version" },
+            "supported": { "type": "string", "description": "incompatible: what the server speaks" }
+        } },
+        "ExecutorInfo": { "type": "object", "required": ["name", "labels", "capacity", "protocol"], "properties": {
+            "name": { "type": "string" }, "labels": labels(), "capacity": { "type": "integer" }, "protocol": { "type": "integer" }
+        } },
+        "LeaseRequest": { "type": "object", "required": ["executor"], "properties": {
+            "executor": schema("ExecutorInfo"), "wait_ms": { "type": "integer", "description": "Capped at 30000" }
+        } },
+        "ServerHello": { "type": "object", "required": ["protocol", "server_version", "lease_ttl_secs", "max_lease_wait_ms", "max_artifact_bytes", "max_log_batch_bytes"], "properties": {
+            "protocol": { "type": "integer" }, "server_version": { "type": "string" }, "lease_ttl_secs": { "type": "integer" },
+            "max_lease_wait_ms": { "type": "integer" }, "max_artifact_bytes": { "type": "integer" }, "max_log_batch_bytes": { "type": "integer" }
+        } },
+        "NewAgentToken": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string" } } },
+        "CreatedToken": { "type": "object", "required": ["name", "token", "created_at"], "properties": {
+            "name": { "type": "string" }, "token": { "type": "string", "description": "The secret; shown only here" }, "created_at": { "type": "string", "format": "date-time" }
+        } },
+        "AgentToken": { "type": "object", "required": ["name", "created_at", "agents"], "properties": {
+            "name": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
+            "agents": { "type": "array", "items": { "type": "string" } }
+        } },
+        "Agent": { "type": "object", "required": ["name", "labels", "capacity", "running", "last_seen", "protocol", "builtin"], "properties": {
+            "name": { "type": "string" }, "labels": labels(), "capacity": { "type": "integer" }, "running": { "type": "integer" },
+            "last_seen": { "type": "string", "format": "date-time" }, "protocol": { "type": "integer" },
+            "token": nullable("string"), "builtin": { "type": "boolean" }
+        } }
+    }) else {
+        return serde_json::Map::new();
+    };
+    map
+}
+
+/// The user account routes (`/api/users…`, admin only).
+fn add_users(doc: &mut Value) {
+    let name = || path_param("name", "User name");
+    let refusals = |mut v: Value| {
+        v["401"] = err("No token, or an invalid one");
+        v["403"] = err("Not an admin");
+        v
+    };
+    extend(
+        doc,
+        "paths",
+        json!({
+            "/api/users": {
+                "get": op("User accounts by name (no password hashes)", vec![], refusals(json!({
+                    "200": ok("Users", json!({ "type": "array", "items": schema("User") }))
+                }))),
+                "post": with_body(op("Make a user account (the password is stored as an argon2id hash)", vec![], refusals(json!({
+                    "201": ok("Made", schema("User")),
+                    "400": err("Invalid name (1 to 64 of a-z, 0-9, -, _, .), role, password (8 characters at least) or JSON"),
+                    "409": err("The name is taken")
+                }))), body(schema("NewUser"), true))
+            },
+            "/api/users/{name}": {
+                "get": op("A user account", vec![name()], refusals(json!({
+                    "200": ok("The user", schema("User")),
+                    "404": err("No such user")
+                }))),
+                "patch": with_body(op("Change a user's password, role or disabled state (a new password or disabling ends the user's sessions)", vec![name()], refusals(json!({
+                    "200": ok("The user after the change", schema("User")),
+                    "400": err("Invalid role, password or JSON"),
+                    "404": err("No such user")
+                }))), body(schema("ChangeUser"), true)),
+                "delete": op("Delete a user account (its sessions end)", vec![name()], refusals(json!({
+                    "204": { "description": "Deleted" },
+                    "404": err("No such user")
+                })))
+            }
+        }),
+    );
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        let Value::Object(map) = json!({
+            "User": { "type": "object", "required": ["id", "name", "role", "disabled", "created_at", "updated_at"], "properties": {
+                "id": { "type": "integer" }, "name": { "type": "string" }, "role": { "enum": ["admin", "viewer"] },
+                "disabled": { "type": "boolean" },
+                "created_at": { "type": "string", "format": "date-time" },
+                "updated_at": { "type": "string", "format": "date-time", "description": "When the password or role last changed" },
+                "disabled_at": nullable("string")
+            } },
+            "NewUser": { "type": "object", "required": ["name", "password"], "additionalProperties": false, "properties": {
+                "name": { "type": "string", "pattern": "^[a-z0-9._-]{1,64}$" },
+                "password": { "type": "string", "minLength": 8 },
+                "role": { "enum": ["admin", "viewer"], "description": "Default: viewer" }
+            } },
+            "ChangeUser": { "type": "object", "additionalProperties": false, "properties": {
+                "password": { "type": "string", "minLength": 8 },
+                "role": { "enum": ["admin", "viewer"] },
+                "disabled": { "type": "boolean" }
+            } }
+        }) else {
+            return;
+        };
+        schemas.extend(map);
+    }
 }

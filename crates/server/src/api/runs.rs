@@ -1,4 +1,5 @@
-//! `/api/runs…`: listing runs, one run with its jobs, cancel and rerun.
+//! `/api/runs…`: listing runs, one run with its jobs, cancel and rerun, and answering
+//! jobs that wait for approval.
 
 use axum::Json;
 use axum::extract::{Path, Query, State as Ax};
@@ -112,7 +113,8 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<RunJson>, ApiError> {
     let run = run_by_path(&state, &id).await?;
-    let jobs = state.store.jobs(run.id).await?;
+    let mut jobs = state.store.jobs(run.id).await?;
+    state.annotate_waiting(&mut jobs);
     Ok(Json(RunJson::with_jobs(&run, &jobs)))
 }
 
@@ -130,7 +132,8 @@ pub async fn cancel(
         scheduler::advance(&state, run.id).await?;
     }
     let run = state.store.run(run.id).await?;
-    let jobs = state.store.jobs(run.id).await?;
+    let mut jobs = state.store.jobs(run.id).await?;
+    state.annotate_waiting(&mut jobs);
     Ok(Json(RunJson::with_jobs(&run, &jobs)))
 }
 
@@ -152,6 +155,43 @@ pub async fn rerun(
 ) -> Result<(StatusCode, Json<RunJson>), ApiError> {
     let run = run_by_path(&state, &id).await?;
     let new = crate::runs::rerun(&state, &run, body.failed_only, caller.name()).await?;
-    let jobs = state.store.jobs(new.id).await?;
+    let mut jobs = state.store.jobs(new.id).await?;
+    state.annotate_waiting(&mut jobs);
     Ok((StatusCode::CREATED, Json(RunJson::with_jobs(&new, &jobs))))
+}
+
+/// `POST /api/runs/{id}/jobs/{job}/approve`: a job waiting for approval is queued (see
+/// [`crate::approvals`]); answers the run with its jobs. Approving an approved job again
+/// changes nothing; a job that is not waiting is a 409.
+pub async fn approve(
+    Ax(state): Ax<State>,
+    Writer(caller): Writer,
+    Path((id, job)): Path<(String, String)>,
+) -> Result<Json<RunJson>, ApiError> {
+    answer(&state, &caller, &id, &job, true).await
+}
+
+/// `POST /api/runs/{id}/jobs/{job}/reject`: a job waiting for approval fails with
+/// "rejected by NAME", and the run carries on by the DAG rules; otherwise as `approve`.
+pub async fn reject(
+    Ax(state): Ax<State>,
+    Writer(caller): Writer,
+    Path((id, job)): Path<(String, String)>,
+) -> Result<Json<RunJson>, ApiError> {
+    answer(&state, &caller, &id, &job, false).await
+}
+
+async fn answer(
+    state: &State,
+    caller: &crate::api::extract::Caller,
+    id: &str,
+    job: &str,
+    approve: bool,
+) -> Result<Json<RunJson>, ApiError> {
+    let run = run_by_path(state, id).await?;
+    let job = crate::api::logs::job_by_path(state, run.id, job).await?;
+    crate::approvals::answer(state, run.id, &job, approve, caller.name()).await?;
+    let run = state.store.run(run.id).await?;
+    let jobs = state.store.jobs(run.id).await?;
+    Ok(Json(RunJson::with_jobs(&run, &jobs)))
 }

@@ -84,10 +84,20 @@ async fn build(state: &State) -> Result<Vec<RepoBlock>, StoreError> {
                     ..Default::default()
                 })
                 .await?;
-            let last = runs.first().map(|r| LastRun {
+            // Only runs still going can be waiting for approval: only their jobs are read.
+            let mut shown = Vec::with_capacity(runs.len());
+            for r in &runs {
+                let word = if r.state.is_final() {
+                    r.state.as_str()
+                } else {
+                    view::run_state(r, &state.store.jobs(r.id).await?)
+                };
+                shown.push(view::status(word));
+            }
+            let last = runs.first().zip(shown.first()).map(|(r, status)| LastRun {
                 href: format!("/runs/{}", r.id),
                 number: r.number,
-                status: view::status(r.state.as_str()),
+                status: status.clone(),
                 duration: view::span(r.started_at, r.finished_at, now),
                 git_ref: view::short_ref(&r.git_ref).to_string(),
                 time: view::time(r.created_at),
@@ -104,10 +114,11 @@ async fn build(state: &State) -> Result<Vec<RepoBlock>, StoreError> {
                 last,
                 history: runs
                     .iter()
-                    .map(|r| HistoryItem {
+                    .zip(shown)
+                    .map(|(r, status)| HistoryItem {
                         href: format!("/runs/{}", r.id),
                         number: r.number,
-                        status: view::status(r.state.as_str()),
+                        status,
                     })
                     .collect(),
             });

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gantry_pipeline::Event;
 
 use crate::api::ApiError;
-use crate::api::extract::{Caller, Reader};
+use crate::api::extract::Reader;
 use crate::api::json::ParamJson;
 use crate::runs::{RunError, RunRequest, start_runs};
 use crate::state::State;
@@ -144,9 +144,7 @@ async fn context(
     repo: &str,
     pipeline: &str,
 ) -> Result<Context, ApiError> {
-    let reader = Reader(Caller {
-        token: viewer.token.clone(),
-    });
+    let reader = Reader(viewer.caller());
     let axum::Json(params) = crate::api::repos::params(
         Ax(state.clone()),
         reader,

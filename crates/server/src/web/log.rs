@@ -4,8 +4,10 @@
 //! over the API's Server-Sent Events stream, starting at the byte offset the page was
 //! rendered from, so no line is shown twice or missed.
 //!
-//! A long log renders only its last [`TAIL`] lines (with a link to all of them), so a
-//! 100,000-line log opens at once; the failing command is shown even when it is older.
+//! A long log renders only its last [`TAIL`] lines (with links to all of them and to
+//! earlier windows, `?from=N`), so a 100,000-line log opens at once; the failing command
+//! is shown even when it is older. [`crate::web::search`] finds lines in the whole log
+//! and links each to the window that shows it.
 
 use askama::Template;
 use axum::extract::{Path, Query, State as Ax};
@@ -132,15 +134,22 @@ pub struct LogPage {
     executor: Option<String>,
     message: Option<String>,
     live: bool,
+    waiting: bool,
     lines_html: String,
     total: usize,
     first_shown: usize,
+    last_shown: usize,
     failing: Option<usize>,
+    failing_href: String,
     failing_html: Option<String>,
     offset: usize,
     raw_href: String,
     stream_href: String,
+    search_href: String,
     all_href: String,
+    end_href: Option<String>,
+    earlier_href: Option<String>,
+    later_href: Option<String>,
 }
 
 /// Query of the page.
@@ -148,38 +157,93 @@ pub struct LogPage {
 pub struct LogQuery {
     /// Render every line.
     pub all: Option<String>,
+    /// Render [`TAIL`] lines from this line number on (links from search results).
+    pub from: Option<String>,
+}
+
+/// Which lines a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The last [`TAIL`] lines (the default).
+    Tail,
+    /// Every line (`?all=1`).
+    All,
+    /// [`TAIL`] lines from line `n` on, counted from 1 (`?from=n`).
+    From(usize),
+}
+
+impl Window {
+    /// The window a query asks for (an unreadable `from` is the tail).
+    pub fn of(q: &LogQuery) -> Window {
+        if q.all.as_deref().is_some_and(|v| v != "0") {
+            return Window::All;
+        }
+        match q.from.as_deref().map(str::parse::<usize>) {
+            Some(Ok(n)) => Window::From(n.max(1)),
+            _ => Window::Tail,
+        }
+    }
+
+    /// The line indices (from 0) shown of a log of `total` lines.
+    pub fn range(self, total: usize) -> std::ops::Range<usize> {
+        match self {
+            Window::Tail => total.saturating_sub(TAIL)..total,
+            Window::All => 0..total,
+            Window::From(n) => {
+                let start = (n - 1).min(total.saturating_sub(1));
+                start..(start + TAIL).min(total)
+            }
+        }
+    }
+}
+
+/// Where line `n` (from 1) of a log of `total` lines can be seen: `#L<n>` on the
+/// default page when it is in the tail, else a window that starts a little above it.
+pub fn line_href(base: &str, n: usize, total: usize) -> String {
+    /// Lines of context above a line opened in a window.
+    const ABOVE: usize = 20;
+    if Window::Tail.range(total).contains(&(n - 1)) {
+        format!("{base}#L{n}")
+    } else {
+        format!("{base}?from={}#L{n}", n.saturating_sub(ABOVE).max(1))
+    }
 }
 
 /// Builds the page from a stored log.
-pub fn build(nav: Nav, run: &Run, job: &Job, stored: &str, all: bool) -> LogPage {
+pub fn build(nav: Nav, run: &Run, job: &Job, stored: &str, window: Window) -> LogPage {
     let (raw, offset) = split_stored(stored);
-    let lines: Vec<LogLine<'_>> = raw.iter().map(|l| parse_line(l)).collect();
+    let total = raw.len();
+    let range = window.range(total);
     let failed = matches!(
         job.state,
         JobState::Failed | JobState::Errored | JobState::AllowedFailure
     );
+    // Only a failed job needs every line parsed (to find its failing command); otherwise
+    // just the shown ones are.
     let failing = if failed {
+        let lines: Vec<LogLine<'_>> = raw.iter().map(|l| parse_line(l)).collect();
         failing_command(&lines)
     } else {
         None
     };
-    let start = if all {
-        0
-    } else {
-        lines.len().saturating_sub(TAIL)
-    };
-    let mut html =
-        String::with_capacity(stored.len() - stored.len() / 4 + 64 * (lines.len() - start));
-    for (i, l) in lines.iter().enumerate().skip(start) {
-        line_html(i + 1, l, failing == Some(i), &mut html);
+    let mut html = String::with_capacity(
+        raw[range.clone()]
+            .iter()
+            .map(|l| l.len() + 160)
+            .sum::<usize>(),
+    );
+    for i in range.clone() {
+        line_html(i + 1, &parse_line(raw[i]), failing == Some(i), &mut html);
     }
-    let failing_html = failing.filter(|&f| f < start).map(|f| {
+    let failing_html = failing.filter(|f| !range.contains(f)).map(|f| {
         let mut s = String::new();
-        line_html(f + 1, &lines[f], true, &mut s);
+        line_html(f + 1, &parse_line(raw[f]), true, &mut s);
         // Its id must stay unique: the pinned copy is not the anchor.
         s.replacen(&format!("id=\"L{}\"", f + 1), "", 1)
     });
     let base = format!("/runs/{}/jobs/{}", run.id, encode_segment(&job.key));
+    let at_end = range.end == total;
+    let href_from = |n: usize| format!("{base}?from={n}");
     LogPage {
         nav,
         run_id: run.id,
@@ -191,16 +255,29 @@ pub fn build(nav: Nav, run: &Run, job: &Job, stored: &str, all: bool) -> LogPage
         attempt: job.attempt,
         executor: job.executor.clone(),
         message: job.message.clone(),
-        live: !job.state.is_final(),
+        // A window that stops before the end cannot be followed: the stream continues
+        // from the end of the log.
+        live: !job.state.is_final() && at_end,
+        waiting: job.state == JobState::Waiting,
         lines_html: html,
-        total: lines.len(),
-        first_shown: start + 1,
+        total,
+        first_shown: range.start + 1,
+        last_shown: range.end,
         failing: failing.map(|f| f + 1),
+        failing_href: match failing {
+            Some(f) if range.contains(&f) => format!("#L{}", f + 1),
+            Some(f) => line_href(&base, f + 1, total),
+            None => String::new(),
+        },
         failing_html,
         offset,
         raw_href: format!("/api{base}/log"),
         stream_href: format!("/api{base}/log/stream"),
+        search_href: format!("{base}/search"),
         all_href: format!("{base}?all=1"),
+        end_href: (!at_end).then(|| base.clone()),
+        earlier_href: (range.start > 0).then(|| href_from(range.start.saturating_sub(TAIL) + 1)),
+        later_href: (!at_end).then(|| href_from(range.end + 1)),
     }
 }
 
@@ -215,17 +292,17 @@ pub async fn page(
         Ok(r) => r,
         Err(e) => return view::api_error(&viewer, e),
     };
-    let job = match job_by_path(&state, run.id, &job).await {
+    let mut job = match job_by_path(&state, run.id, &job).await {
         Ok(j) => j,
         Err(e) => return view::api_error(&viewer, e),
     };
+    state.annotate_waiting(std::slice::from_mut(&mut job));
     let stored = match state.logs.read_from(run.id, &job.key, 0).await {
         Ok(b) => b,
         Err(e) => return view::api_error(&viewer, crate::api::ApiError::internal(e)),
     };
     let text = String::from_utf8_lossy(&stored);
-    let all = q.all.as_deref().is_some_and(|v| v != "0");
-    view::html(&build(Nav::new(&viewer), &run, &job, &text, all))
+    view::html(&build(Nav::new(&viewer), &run, &job, &text, Window::of(&q)))
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 //! same state as the API, with a little plain JavaScript (`assets/`) for live updates.
 //!
 //! Map: [`session`] logs people in (session cookie, CSRF tokens) and decides who may see
-//! what; [`view`] holds the small formatting helpers every page shares (status icons,
-//! durations, times); [`ansi`] turns log text with ANSI colours into escaped HTML;
-//! [`graph`] lays out a run's job DAG as SVG; the page handlers are [`login`],
-//! [`dashboard`], [`pipeline`], [`run`], [`log`] and [`form`]; [`assets`] serves the CSS
-//! and JS embedded in the binary.
+//! what; [`throttle`] slows down password guessing; [`view`] holds the small formatting
+//! helpers every page shares (status icons, durations, times); [`ansi`] turns log text
+//! with ANSI colours into escaped HTML; [`graph`] lays out a run's job DAG as SVG; the
+//! page handlers are [`login`], [`dashboard`], [`pipeline`], [`run`] (with the approval
+//! forms), [`log`] (with [`search`] over a whole log) and [`form`]; [`assets`] serves the
+//! CSS and JS embedded in the binary.
 //!
 //! Pages need no JavaScript unless they show something live; every status is an icon
 //! and a word, never a colour alone.
@@ -20,7 +21,9 @@ pub mod log;
 pub mod login;
 pub mod pipeline;
 pub mod run;
+pub mod search;
 pub mod session;
+pub mod throttle;
 pub mod urlencoded;
 pub mod view;
 
@@ -45,6 +48,9 @@ pub fn routes() -> Router<State> {
         .route("/runs/{id}/rerun", post(run::rerun))
         .route("/runs/{id}/rerun-failed", post(run::rerun_failed))
         .route("/runs/{id}/jobs/{job}", get(log::page))
+        .route("/runs/{id}/jobs/{job}/search", get(search::page))
+        .route("/runs/{id}/jobs/{job}/approve", post(run::approve))
+        .route("/runs/{id}/jobs/{job}/reject", post(run::reject))
         .route("/ui/runs/{id}/status", get(run::status))
         .route(
             "/ui/repos/{repo}/pipelines/{pipeline}/latest",

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::Json;
 use axum::extract::{Path, Query, State as Ax};
 use axum::response::{IntoResponse, Response};
-use gantry_store::{Job, Run, RunFilter, StoreError};
+use gantry_store::{Job, Run, RunFilter, Store, StoreError};
 use serde::Deserialize;
 
 use crate::state::{State, now_ms};
@@ -125,7 +125,7 @@ pub fn table(runs: &[(Run, Vec<Job>)], now: i64) -> (Vec<Column>, Vec<Row>) {
             Row {
                 id: r.id,
                 number: r.number,
-                status: view::status(r.state.as_str()),
+                status: view::status(view::run_state(r, jobs)),
                 live: !r.state.is_final(),
                 commit: view::short_commit(&r.commit).to_string(),
                 commit_full: r.commit.clone(),
@@ -187,27 +187,38 @@ fn page_of(
     }
 }
 
-async fn load(
-    state: &State,
+/// The newest `limit` runs of a pipeline (with an id below `before`), each with its
+/// jobs, newest first: what the page shows.
+pub async fn load(
+    store: &dyn Store,
     repo: &str,
     pipeline: &str,
     before: Option<i64>,
-    limit: u32,
+    limit: usize,
 ) -> Result<Vec<(Run, Vec<Job>)>, StoreError> {
-    let runs = state
-        .store
-        .list_runs(&RunFilter {
-            repo: Some(repo.to_string()),
-            pipeline: Some(pipeline.to_string()),
-            before,
-            limit,
-            ..Default::default()
-        })
-        .await?;
-    let mut out = Vec::with_capacity(runs.len());
-    for r in runs {
-        let jobs = state.store.jobs(r.id).await?;
-        out.push((r, jobs));
+    let mut out = Vec::with_capacity(limit);
+    let mut before = before;
+    // In pages: the store answers at most 500 runs at a time.
+    while out.len() < limit {
+        let runs = store
+            .list_runs(&RunFilter {
+                repo: Some(repo.to_string()),
+                pipeline: Some(pipeline.to_string()),
+                before,
+                limit: (limit - out.len()).min(500) as u32,
+                ..Default::default()
+            })
+            .await?;
+        let Some(last) = runs.last() else { break };
+        before = Some(last.id);
+        let full = runs.len() == 500;
+        for r in runs {
+            let jobs = store.jobs(r.id).await?;
+            out.push((r, jobs));
+        }
+        if !full {
+            break;
+        }
     }
     Ok(out)
 }
@@ -235,7 +246,15 @@ pub async fn page(
         }
         Err(e) => return view::api_error(&viewer, e.into()),
     }
-    match load(&state, &repo, &pipeline, q.before, PAGE).await {
+    match load(
+        state.store.as_ref(),
+        &repo,
+        &pipeline,
+        q.before,
+        PAGE as usize,
+    )
+    .await
+    {
         Ok(runs) => view::html(&page_of(
             Nav::new(&viewer),
             &repo,
@@ -255,7 +274,7 @@ pub async fn latest(
     viewer: Viewer,
     Path((repo, pipeline)): Path<(String, String)>,
 ) -> Response {
-    match load(&state, &repo, &pipeline, None, 1).await {
+    match load(state.store.as_ref(), &repo, &pipeline, None, 1).await {
         Ok(runs) => {
             Json(serde_json::json!({ "latest": runs.first().map(|(r, _)| r.id) })).into_response()
         }

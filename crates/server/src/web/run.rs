@@ -1,7 +1,8 @@
 //! `/runs/{id}`: one run — its DAG as SVG, what started it, its parameters, its
-//! artifacts, and the cancel / rerun / rerun-failed buttons (CSRF-checked forms that go
-//! through the same code as the API). `/ui/runs/{id}/status` gives the live parts the
-//! jobs' states as JSON.
+//! artifacts, the jobs waiting for approval with Approve / Reject buttons, and the
+//! cancel / rerun / rerun-failed buttons (CSRF-checked forms that go through the same
+//! code as the API). `/ui/runs/{id}/status` gives the live parts the jobs' states as
+//! JSON.
 
 use askama::Template;
 use axum::Json;
@@ -11,8 +12,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use gantry_engine::artifacts::Manifest;
 use gantry_store::{Job, Run};
 
-use crate::api::extract::{Caller, OptionalBody, Writer};
+use crate::api::extract::{OptionalBody, Writer};
 use crate::api::runs::{Rerun, run_by_path};
+use crate::approvals::said;
 use crate::state::{State, now_ms};
 use crate::web::graph::{self, Graph, GraphJob};
 use crate::web::session::Viewer;
@@ -27,6 +29,15 @@ pub struct JobRow {
     status: Status,
     duration: String,
     message: Option<String>,
+    approval: Option<String>,
+}
+
+/// A job waiting for approval.
+pub struct Waiting {
+    key: String,
+    name: String,
+    href: String,
+    message: String,
 }
 
 /// An artifact file.
@@ -61,6 +72,7 @@ pub struct RunPage {
     rerun_of: Option<i64>,
     graph: Graph,
     jobs: Vec<JobRow>,
+    waiting: Vec<Waiting>,
     artifacts: Vec<Artifact>,
     can_cancel: bool,
     can_rerun: bool,
@@ -139,7 +151,7 @@ pub fn build(state: &State, viewer: &Viewer, run: &Run, jobs: &[Job]) -> RunPage
             encode_segment(&run.pipeline)
         ),
         number: run.number,
-        status: view::status(run.state.as_str()),
+        status: view::status(view::run_state(run, jobs)),
         live: !final_,
         cause: run.cause.clone(),
         commit: run.commit.clone(),
@@ -164,7 +176,29 @@ pub fn build(state: &State, viewer: &Viewer, run: &Run, jobs: &[Job]) -> RunPage
                 href: job_href(run.id, &j.key),
                 status: view::status(j.state.as_str()),
                 duration: view::span(j.started_at, j.finished_at, now),
-                message: j.message.clone(),
+                // The message says who answered until the job's outcome replaces it;
+                // the approval note says it with the time.
+                message: j
+                    .message
+                    .clone()
+                    .filter(|m| j.approval.as_ref().is_none_or(|a| *m != said(a))),
+                approval: j
+                    .approval
+                    .as_ref()
+                    .map(|a| format!("{} at {}", said(a), view::time(a.at))),
+            })
+            .collect(),
+        waiting: jobs
+            .iter()
+            .filter(|j| j.state == gantry_store::JobState::Waiting)
+            .map(|j| Waiting {
+                key: j.key.clone(),
+                name: j.name.clone(),
+                href: job_href(run.id, &j.key),
+                message: j
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "waiting for approval".into()),
             })
             .collect(),
         artifacts,
@@ -191,7 +225,10 @@ pub async fn page(Ax(state): Ax<State>, viewer: Viewer, Path(id): Path<String>) 
         Err(e) => return view::api_error(&viewer, e),
     };
     match state.store.jobs(run.id).await {
-        Ok(jobs) => view::html(&build(&state, &viewer, &run, &jobs)),
+        Ok(mut jobs) => {
+            state.annotate_waiting(&mut jobs);
+            view::html(&build(&state, &viewer, &run, &jobs))
+        }
         Err(e) => view::api_error(&viewer, e.into()),
     }
 }
@@ -207,7 +244,7 @@ pub async fn status(Ax(state): Ax<State>, viewer: Viewer, Path(id): Path<String>
         Err(e) => return view::api_error(&viewer, e.into()),
     };
     let now = now_ms();
-    let st = view::status(run.state.as_str());
+    let st = view::status(view::run_state(&run, &jobs));
     Json(serde_json::json!({
         "id": run.id,
         "state": st.state,
@@ -244,9 +281,7 @@ fn authorize(viewer: &Viewer, body: &[u8]) -> Result<Writer, Box<Response>> {
             "Only an admin may do this.",
         )));
     }
-    Ok(Writer(Caller {
-        token: viewer.token.clone(),
-    }))
+    Ok(Writer(viewer.caller()))
 }
 
 /// `POST /runs/{id}/cancel`.
@@ -308,4 +343,51 @@ pub async fn rerun_failed(
     body: axum::body::Bytes,
 ) -> Response {
     rerun_with(state, viewer, id, &body, true).await
+}
+
+async fn answer(
+    state: State,
+    viewer: Viewer,
+    id: String,
+    job: String,
+    body: &[u8],
+    approve: bool,
+) -> Response {
+    let Writer(caller) = match authorize(&viewer, body) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let found = async {
+        let run = run_by_path(&state, &id).await?;
+        let job = crate::api::logs::job_by_path(&state, run.id, &job).await?;
+        Ok::<_, crate::api::ApiError>((run, job))
+    };
+    let (run, job) = match found.await {
+        Ok(found) => found,
+        Err(e) => return view::api_error(&viewer, e),
+    };
+    match crate::approvals::answer(&state, run.id, &job, approve, caller.name()).await {
+        Ok(_) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
+        Err(e) => view::api_error(&viewer, e.into()),
+    }
+}
+
+/// `POST /runs/{id}/jobs/{job}/approve` (see [`crate::approvals`]).
+pub async fn approve(
+    Ax(state): Ax<State>,
+    viewer: Viewer,
+    Path((id, job)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(state, viewer, id, job, &body, true).await
+}
+
+/// `POST /runs/{id}/jobs/{job}/reject` (see [`crate::approvals`]).
+pub async fn reject(
+    Ax(state): Ax<State>,
+    viewer: Viewer,
+    Path((id, job)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    answer(state, viewer, id, job, &body, false).await
 }

@@ -1,11 +1,13 @@
-//! Who is looking at a page: sessions made by logging in with a token, and the CSRF token
-//! every form of a session carries.
+//! Who is looking at a page: sessions made by logging in with a token or a user account,
+//! and the CSRF token every form of a session carries.
 //!
 //! A session is a random id in an `HttpOnly`, `SameSite=Lax` cookie; the server keeps, per
-//! id, the hash of the token that logged in and the session's CSRF token. The token is
-//! looked up again on every request, so revoking (rotating) it ends its sessions at once.
-//! Sessions live in memory: a restart logs everyone out, which costs one paste of the
-//! token and keeps no login secret on disk.
+//! id, what logged in (the token's hash, or the user's id and password hash at that time)
+//! and the session's CSRF token. Both are looked up again on every request, so revoking
+//! (rotating) a token, disabling or deleting a user, or changing a user's password ends
+//! their sessions at once, and a new role counts from the next request. Sessions live in
+//! memory: a restart logs everyone out, which costs one login and keeps no login secret
+//! on disk.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -14,9 +16,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Redirect, Response};
-use gantry_store::Token;
+use gantry_store::{StoreError, Token, User};
 use subtle::ConstantTimeEq;
 
+use crate::api::extract::Caller;
 use crate::auth::random_hex;
 use crate::state::{State, now_ms};
 use crate::web::urlencoded::encode;
@@ -34,9 +37,23 @@ const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 /// At most this many sessions are kept; the oldest go first.
 const MAX_SESSIONS: usize = 10_000;
 
+/// What logged a session in.
+#[derive(Debug, Clone)]
+enum Login {
+    /// A token, by its hash.
+    Token(String),
+    /// A user account, with its password hash at login (a new password ends the session;
+    /// the id tells a deleted and re-made account with the same name apart).
+    User {
+        id: i64,
+        name: String,
+        password_hash: String,
+    },
+}
+
 #[derive(Debug, Clone)]
 struct Session {
-    token_hash: String,
+    login: Login,
     csrf: String,
     created_ms: i64,
 }
@@ -50,6 +67,19 @@ fn sessions() -> std::sync::MutexGuard<'static, HashMap<String, Session>> {
 
 /// Starts a session for the token with this hash; returns its id.
 pub fn create(token_hash: &str) -> String {
+    insert(Login::Token(token_hash.to_string()))
+}
+
+/// Starts a session for a user account; returns its id.
+pub fn create_for_user(user: &User) -> String {
+    insert(Login::User {
+        id: user.id,
+        name: user.name.clone(),
+        password_hash: user.password_hash.clone(),
+    })
+}
+
+fn insert(login: Login) -> String {
     let id = random_hex(32);
     let mut all = sessions();
     if all.len() >= MAX_SESSIONS {
@@ -67,7 +97,7 @@ pub fn create(token_hash: &str) -> String {
     all.insert(
         id.clone(),
         Session {
-            token_hash: token_hash.to_string(),
+            login,
             csrf: random_hex(24),
             created_ms: now_ms(),
         },
@@ -110,54 +140,97 @@ pub fn set_cookie(state: &State, name: &str, value: &str, max_age: Option<i64>) 
     c
 }
 
-/// The session named by the request's cookie and its (still valid) token.
-async fn lookup(headers: &HeaderMap, state: &State) -> Option<(String, Session, Token)> {
+/// The session named by the request's cookie and who it belongs to, if that token or
+/// user is still valid.
+async fn lookup(headers: &HeaderMap, state: &State) -> Option<(String, Session, Caller)> {
     let id = cookie(headers, SESSION_COOKIE)?;
     let session = sessions().get(id).cloned()?;
     if now_ms() - session.created_ms >= SESSION_TTL_MS {
         destroy(id);
         return None;
     }
-    match state.store.token_by_hash(&session.token_hash).await {
-        Ok(Some(t)) if t.revoked_at.is_none() => Some((id.to_string(), session, t)),
-        Ok(_) => {
-            // Revoked or rotated: the session ends with its token.
+    let found = match &session.login {
+        Login::Token(hash) => match state.store.token_by_hash(hash).await {
+            Ok(Some(t)) if t.revoked_at.is_none() => Ok(Some(Caller::token(t))),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e),
+        },
+        Login::User {
+            id,
+            name,
+            password_hash,
+        } => match state.store.user_by_name(name).await {
+            Ok(u)
+                if u.id == *id && u.password_hash == *password_hash && u.disabled_at.is_none() =>
+            {
+                Ok(Some(Caller::user(u)))
+            }
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        },
+    };
+    match found {
+        Ok(Some(caller)) => Some((id.to_string(), session, caller)),
+        Ok(None) => {
+            // Revoked, rotated, disabled, deleted or a new password: the session ends.
             destroy(id);
             None
         }
+        // The database failed: no login this time, but the session stays.
         Err(_) => None,
     }
 }
 
-/// The token behind the session cookie of a `GET`/`HEAD` request, for the API (so the
+/// Who is behind the session cookie of a `GET`/`HEAD` request, for the API (so the
 /// pages' live parts and download links work without a bearer token). Other methods
 /// never authenticate by cookie: a cross-site form cannot change anything.
-pub async fn cookie_token(parts: &Parts, state: &State) -> Option<Token> {
+pub async fn cookie_caller(parts: &Parts, state: &State) -> Option<Caller> {
     if parts.method != Method::GET && parts.method != Method::HEAD {
         return None;
     }
-    lookup(&parts.headers, state).await.map(|(_, _, t)| t)
+    lookup(&parts.headers, state).await.map(|(_, _, c)| c)
 }
 
-/// Whoever looks at a page: a logged-in token, or an anonymous visitor when the server
-/// allows anonymous reading. Without either, the page redirects to `/login`.
+/// Whoever looks at a page: a logged-in token or user, or an anonymous visitor when the
+/// server allows anonymous reading. Without any, the page redirects to `/login`.
 #[derive(Debug, Clone)]
 pub struct Viewer {
-    /// The session's token.
+    /// The session's token (`None` for a user's session).
     pub token: Option<Token>,
+    /// The session's user account (`None` for a token's session).
+    pub user: Option<User>,
     /// Session id and its CSRF token.
     session: Option<(String, String)>,
 }
 
 impl Viewer {
-    /// Whether this viewer may start, cancel and rerun runs.
-    pub fn is_admin(&self) -> bool {
-        self.token.as_ref().is_some_and(|t| t.kind == "admin")
+    /// The same identity as an API caller (for handlers shared with the API).
+    pub fn caller(&self) -> Caller {
+        Caller {
+            token: self.token.clone(),
+            user: self.user.clone(),
+        }
     }
 
-    /// Name for causes ("Started manually by admin").
+    /// Whether this viewer may start, cancel, rerun and approve runs: an admin token or
+    /// a user with the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.caller().is_admin()
+    }
+
+    /// Name for causes ("Started manually by alice"): the user's, the token's, or
+    /// `anonymous`.
     pub fn name(&self) -> &str {
-        self.token.as_ref().map_or("anonymous", |t| t.name.as_str())
+        self.who().unwrap_or("anonymous")
+    }
+
+    /// The logged-in user's or token's name (for the header); `None` when anonymous.
+    pub fn who(&self) -> Option<&str> {
+        match (&self.user, &self.token) {
+            (Some(u), _) => Some(u.name.as_str()),
+            (None, Some(t)) => Some(t.name.as_str()),
+            (None, None) => None,
+        }
     }
 
     /// The CSRF token the session's forms carry.
@@ -188,15 +261,17 @@ impl FromRequestParts<State> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Response> {
-        if let Some((id, session, token)) = lookup(&parts.headers, state).await {
+        if let Some((id, session, caller)) = lookup(&parts.headers, state).await {
             return Ok(Viewer {
-                token: Some(token),
+                token: caller.token,
+                user: caller.user,
                 session: Some((id, session.csrf)),
             });
         }
         if state.config.anonymous_read {
             return Ok(Viewer {
                 token: None,
+                user: None,
                 session: None,
             });
         }

@@ -5,6 +5,8 @@ use askama::Template;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use gantry_store::{Job, JobState, Run};
+
 use crate::web::session::Viewer;
 
 /// A status as shown: CSS state, icon and word (never the colour alone).
@@ -23,6 +25,7 @@ pub fn status(state: &'static str) -> Status {
     let (icon, word) = match state {
         "pending" => ("○", "pending"),
         "queued" => ("◔", "queued"),
+        "waiting" => ("⚑", "waiting for approval"),
         "running" => ("▶", "running"),
         "succeeded" => ("✔", "passed"),
         "failed" => ("✘", "failed"),
@@ -46,6 +49,22 @@ pub fn duration(ms: i64) -> String {
         format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     } else {
         format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+/// The state a run is shown with: its stored state, except that a run whose unfinished
+/// jobs all wait for approval (nothing queued or running) shows as `waiting` — the run
+/// itself stays `running` (or `queued`) in the store and the API.
+pub fn run_state(run: &Run, jobs: &[Job]) -> &'static str {
+    let waiting = !run.state.is_final()
+        && jobs.iter().any(|j| j.state == JobState::Waiting)
+        && !jobs
+            .iter()
+            .any(|j| matches!(j.state, JobState::Queued | JobState::Running));
+    if waiting {
+        "waiting"
+    } else {
+        run.state.as_str()
     }
 }
 
@@ -87,7 +106,7 @@ pub fn short_commit(c: &str) -> &str {
 /// What the page header shows about the viewer.
 #[derive(Debug, Clone)]
 pub struct Nav {
-    /// Name of the logged-in token, if any.
+    /// Name of the logged-in user or token, if any.
     pub who: Option<String>,
     /// The CSRF token for the logout form.
     pub csrf: String,
@@ -101,7 +120,7 @@ impl Nav {
     /// The header for `viewer`.
     pub fn new(viewer: &Viewer) -> Nav {
         Nav {
-            who: viewer.token.as_ref().map(|t| t.name.clone()),
+            who: viewer.who().map(str::to_owned),
             csrf: viewer.csrf().unwrap_or_default().to_string(),
             admin: viewer.is_admin(),
             v: env!("CARGO_PKG_VERSION"),
@@ -201,6 +220,7 @@ mod tests {
         for s in [
             "pending",
             "queued",
+            "waiting",
             "running",
             "succeeded",
             "failed",

@@ -79,6 +79,12 @@ impl Fixture {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             (url, format!("server_{}_{n}", std::process::id()))
         });
+        // Schema names repeat when process ids do: start from an empty one.
+        if let Some((url, schema)) = &pg {
+            gantry_store::PgStore::drop_schema(url, schema)
+                .await
+                .unwrap();
+        }
         let server = start_server(c, &pg).await;
         let token = server.admin_token().unwrap().to_string();
         let source = server.job_source();
