@@ -112,7 +112,7 @@
     if (hit) { matches.push(div); }
   }
   function updateCount() {
-    if (count) { count.textContent = query ? (matches.length + " match" + (matches.length === 1 ? "" : "es")) : ""; }
+    if (count) { count.textContent = query ? (matches.length + " match" + (matches.length === 1 ? "" : "es") + " on this page") : ""; }
   }
   function run() {
     query = search.value.trim().toLowerCase();

@@ -203,6 +203,52 @@ async fn cancelling_the_run_cancels_a_waiting_job() {
     assert_eq!(status, StatusCode::CONFLICT);
 }
 
+#[tokio::test]
+async fn a_waiting_job_still_waits_after_a_restart() {
+    let f = Fixture::new(PIPE).await;
+    let id = run_to_the_gate(&f).await;
+    let token = f.token.clone();
+    let Fixture {
+        data,
+        repo: _repo,
+        server,
+        pg,
+        ..
+    } = f;
+    server.shutdown().await;
+    let server = common::start_server(common::config(data.path()), &pg).await;
+    let store = &server.state().store;
+    let deploy = store.jobs(id).await.unwrap().remove(1);
+    assert_eq!(
+        (deploy.key.as_str(), deploy.state),
+        ("deploy", JobState::Waiting)
+    );
+    let source = server.job_source();
+    let none = source
+        .lease(&common::executor("test"), std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(none.is_none(), "restarting approves nothing");
+    let req = axum::http::Request::post(format!("/api/runs/{id}/jobs/deploy/approve"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(gantry_server::api::router(server.state().clone()), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let lease = source
+        .lease(
+            &common::executor("test"),
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lease.job_key, "deploy");
+    server.shutdown().await;
+}
+
 // ---------------------------------------------------------------------------------------
 // The web UI
 

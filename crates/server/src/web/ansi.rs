@@ -168,17 +168,34 @@ pub fn escape_char(c: char, out: &mut String) {
     }
 }
 
-/// Text without any escape sequence (for search and plain display).
+/// Text without any escape sequence (for search and plain display). The same sequences
+/// as [`to_html`] drops, skipped without reading their parameters (search strips every
+/// line of a log).
 pub fn strip(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            skip_escape(&mut chars);
-        } else {
-            out.push(c);
-        }
+    let mut rest = text;
+    while let Some(at) = rest.find('\u{1b}') {
+        out.push_str(&rest[..at]);
+        let seq = &rest[at + 1..];
+        let len = match seq.as_bytes().first() {
+            // CSI: parameters up to a final byte in @..~.
+            Some(b'[') => seq[1..]
+                .bytes()
+                .position(|b| (0x40..=0x7e).contains(&b))
+                .map_or(seq.len(), |end| end + 2),
+            // OSC: up to BEL or ESC \.
+            Some(b']') => match seq.find(['\u{7}', '\u{1b}']) {
+                Some(end) if seq[end..].starts_with("\u{1b}\\") => end + 2,
+                Some(end) => end + 1,
+                None => seq.len(),
+            },
+            // Any other escape: ESC and the char after it.
+            Some(_) => seq.chars().next().map_or(0, char::len_utf8),
+            None => 0,
+        };
+        rest = &seq[len..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -315,6 +332,15 @@ mod tests {
 
     #[test]
     fn strips_for_search() {
-        assert_eq!(strip("\x1b[1;31merror\x1b[0m: x"), "error: x");
+        let check = |input: &str, expect: &str| assert_eq!(strip(input), expect, "{input:?}");
+        check("\x1b[1;31merror\x1b[0m: x", "error: x");
+        check("plain", "plain");
+        check("a\x1b[2Kb\x1b[38;2;1;2;3mc", "abc");
+        check("\x1b]0;title\x07after", "after");
+        check("\x1b]8;;http://x\x1b\\link\x1b]8;;\x1b\\", "link");
+        check("a\x1b]unterminated", "a");
+        check("a\x1b[12", "a");
+        check("a\x1b(Bb", "aBb");
+        check("ü\x1b[31mö\x1b[0mß\x1b", "üöß");
     }
 }

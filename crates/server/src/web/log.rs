@@ -63,11 +63,18 @@ pub fn split_stored(stored: &str) -> (Vec<&str>, usize) {
     (lines, complete)
 }
 
+/// Whether a line's text is a command the shell echoed (`+ cmd`), colours aside.
+fn is_command(text: &str) -> bool {
+    if text.contains('\x1b') {
+        ansi::strip(text).starts_with("+ ")
+    } else {
+        text.starts_with("+ ")
+    }
+}
+
 /// The index of the failing command: the last line that is an echoed command (`+ cmd`).
 pub fn failing_command(lines: &[LogLine<'_>]) -> Option<usize> {
-    lines
-        .iter()
-        .rposition(|l| ansi::strip(l.text).starts_with("+ "))
+    lines.iter().rposition(|l| is_command(l.text))
 }
 
 /// `HH:MM:SS.mmm` (UTC) of a time in ms.
@@ -218,11 +225,10 @@ pub fn build(nav: Nav, run: &Run, job: &Job, stored: &str, window: Window) -> Lo
         job.state,
         JobState::Failed | JobState::Errored | JobState::AllowedFailure
     );
-    // Only a failed job needs every line parsed (to find its failing command); otherwise
-    // just the shown ones are.
+    // Only the shown lines are parsed, and those from the end back to the failing
+    // command of a failed job (usually a few).
     let failing = if failed {
-        let lines: Vec<LogLine<'_>> = raw.iter().map(|l| parse_line(l)).collect();
-        failing_command(&lines)
+        raw.iter().rposition(|l| is_command(parse_line(l).text))
     } else {
         None
     };
