@@ -6,13 +6,14 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod webutil;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::Fixture;
 use gantry_server::auth::hash_token;
 use gantry_server::web::throttle::MAX_FAILURES_PER_USER;
 use serde_json::{Value, json};
+use webutil::{Resp, cookie_value, csrf, request};
 
 const PIPE: &str = "\
 on:
@@ -22,65 +23,6 @@ jobs:
   build:
     script: [make]
 ";
-
-struct Resp {
-    status: StatusCode,
-    location: Option<String>,
-    cookies: Vec<String>,
-    body: String,
-}
-
-async fn request(
-    f: &Fixture,
-    method: &str,
-    uri: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> Resp {
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    let req = match form {
-        Some(b) => req
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(b.to_string()))
-            .unwrap(),
-        None => req.body(Body::empty()).unwrap(),
-    };
-    let app = gantry_server::api::router(f.server.state().clone());
-    let resp = app.oneshot(req).await.unwrap();
-    let status = resp.status();
-    let h = resp.headers().clone();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    Resp {
-        status,
-        location: h.get("location").map(|v| v.to_str().unwrap().to_string()),
-        cookies: h
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
-}
-
-/// The value of `name="csrf" value="…"` in a page.
-fn csrf(body: &str) -> String {
-    let at = body.find("name=\"csrf\" value=\"").expect("a csrf field");
-    let rest = &body[at + "name=\"csrf\" value=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-fn cookie_value(cookies: &[String], name: &str) -> Option<String> {
-    cookies.iter().find_map(|c| {
-        let first = c.split(';').next()?;
-        let (k, v) = first.split_once('=')?;
-        (k == name && !v.is_empty()).then(|| v.to_string())
-    })
-}
 
 /// `a b&c` as a form value.
 fn enc(s: &str) -> String {
