@@ -234,6 +234,7 @@ async fn execute(
         secrets: lease.secrets.clone(),
         events,
         cancel: control.cancel.clone(),
+        caches: None,
     })
     .await
 }

@@ -91,6 +91,7 @@ fn run_once(
         fail_fast: false,
         secrets: BTreeMap::new(),
         keep_workspaces: false,
+        caches: None,
     };
     let backends = Backends {
         host,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gantry_backend::Backend;
 
+use crate::cache::CacheStore;
 use crate::event::{JobIndex, JobStatus, RunStatus};
 use crate::source::Source;
 
@@ -40,6 +41,9 @@ pub struct RunConfig {
     pub secrets: BTreeMap<String, String>,
     /// Keep job workspaces and the frozen source after the run (for debugging).
     pub keep_workspaces: bool,
+    /// Where `cache:` entries are fetched from and saved to; `None` runs jobs without
+    /// their caches (the job log says so).
+    pub caches: Option<Arc<dyn CacheStore>>,
 }
 
 impl std::fmt::Debug for RunConfig {
@@ -52,6 +56,7 @@ impl std::fmt::Debug for RunConfig {
             .field("fail_fast", &self.fail_fast)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .field("keep_workspaces", &self.keep_workspaces)
+            .field("caches", &self.caches)
             .finish()
     }
 }
@@ -115,6 +120,7 @@ mod tests {
             fail_fast: false,
             secrets: [("TOKEN".to_string(), "hunter22".to_string())].into(),
             keep_workspaces: false,
+            caches: None,
         };
         let text = format!("{config:?}");
         assert!(

@@ -11,6 +11,7 @@
 //! it, the server persists it.
 
 pub mod artifacts;
+pub mod cache;
 mod config;
 pub mod dag;
 mod event;

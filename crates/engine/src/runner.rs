@@ -30,6 +30,7 @@ use gantry_pipeline::{Deploy, EnvValue, Plan, PlannedJob, Probe};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use crate::artifacts::{ArtifactStore, Manifest};
+use crate::cache::CacheStore;
 use crate::config::Backends;
 use crate::event::{JobIndex, JobStatus, RunEvent};
 use crate::mask::Masker;
@@ -52,6 +53,8 @@ pub(crate) struct RunContext {
     pub keys: Vec<String>,
     pub masker: Masker,
     pub events: UnboundedSender<RunEvent>,
+    /// Where `cache:` entries live; `None`: jobs run without their caches.
+    pub caches: Option<Arc<dyn CacheStore>>,
 }
 
 /// How a job ended, for the scheduler.

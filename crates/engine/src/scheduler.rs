@@ -100,6 +100,7 @@ pub async fn run(
                 keep_workspaces: config.keep_workspaces,
                 keys: keys.clone(),
                 events: events.clone(),
+                caches: config.caches.clone(),
             });
             let mut scheduler = Scheduler::new(ctx, &config, cancel);
             scheduler.run().await;

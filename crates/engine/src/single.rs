@@ -16,6 +16,7 @@ use gantry_pipeline::Plan;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::artifacts::{ArtifactStore, Manifest};
+use crate::cache::CacheStore;
 use crate::config::Backends;
 use crate::event::{JobIndex, JobStatus, RunEvent};
 use crate::mask::Masker;
@@ -50,6 +51,9 @@ pub struct JobRun {
     pub events: UnboundedSender<RunEvent>,
     /// Cancel to kill the job; it is torn down and ends [`JobStatus::Cancelled`].
     pub cancel: CancellationToken,
+    /// Where `cache:` entries are fetched from and saved to; `None` runs the job without
+    /// its cache (the job log says so).
+    pub caches: Option<Arc<dyn CacheStore>>,
 }
 
 impl std::fmt::Debug for JobRun {
@@ -63,6 +67,7 @@ impl std::fmt::Debug for JobRun {
             .field("store", &self.store.root())
             .field("restores", &self.restores.len())
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("caches", &self.caches)
             .finish()
     }
 }
@@ -102,6 +107,7 @@ pub async fn run_one(run: JobRun) -> OneJobResult {
         secrets: run.secrets,
         keep_workspaces: false,
         events: run.events,
+        caches: run.caches,
     });
     let restores = run.restores.into_iter().map(Arc::new).collect();
     let result = runner::run_job(ctx, job, restores, run.cancel).await;
@@ -163,6 +169,7 @@ mod tests {
             secrets: [("tok".to_string(), "s3cret".to_string())].into(),
             events: tx,
             cancel,
+            caches: None,
         })
         .await;
         let mut events = Vec::new();

@@ -243,6 +243,7 @@ pub async fn run_with(plan: &Plan, opts: Opts) -> Ran {
         fail_fast: opts.fail_fast,
         secrets: opts.secrets,
         keep_workspaces: opts.keep_workspaces,
+        caches: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();

@@ -100,6 +100,7 @@ async fn check_fixture(yml: &Path) -> (Vec<String>, Vec<String>) {
         fail_fast,
         secrets: BTreeMap::new(),
         keep_workspaces: false,
+        caches: None,
     };
     let backends = Backends {
         host: Arc::new(LocalBackend::new()),

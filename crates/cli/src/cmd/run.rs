@@ -121,6 +121,7 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
         fail_fast: args.fail_fast,
         secrets: secrets.clone(),
         keep_workspaces: args.keep_workspaces,
+        caches: None,
     };
 
     let live = std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");

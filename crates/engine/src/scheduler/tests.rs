@@ -377,6 +377,7 @@ async fn dropping_the_run_still_cancels_and_tears_down_its_jobs() {
         fail_fast: false,
         secrets: Default::default(),
         keep_workspaces: false,
+        caches: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task =
