@@ -23,6 +23,7 @@ pub const PACKAGES: &[&str] = &[
     "gantry-backend-docker",
     "gantry-engine",
     "gantry-store",
+    "gantry-server",
     "gantry",
 ];
 

@@ -5,6 +5,7 @@
 //! once, each message naming the file or crate, what is wrong and the rule it breaks.
 
 mod architecture_md;
+mod benches;
 mod deps;
 mod lints;
 mod module_docs;
@@ -17,6 +18,7 @@ use anyhow::Result;
 use crate::metadata::Workspace;
 
 pub use architecture_md::check_architecture_md;
+pub use benches::check_benches_listed;
 pub use deps::{Allowed, CRATE_RULES, CrateRule, LINK_RULES, LinkRule, check_dependency_graph};
 pub use lints::{check_workspace_lints, inherits_workspace_lints};
 pub use module_docs::{check_module_docs, checked_files, has_module_doc};
@@ -73,6 +75,10 @@ pub const CHECKS: &[Check] = &[
     Check {
         name: "[lints] workspace = true",
         run: check_workspace_lints,
+    },
+    Check {
+        name: "benches run by cargo xtask bench",
+        run: check_benches_listed,
     },
 ];
 

@@ -10,8 +10,11 @@
 //!   growing pause.
 //! - The first `lease` says hello first (once): an agent of another protocol version is
 //!   refused there with a message naming both versions, and the server's limits are
-//!   learnt (largest artifact, largest log batch).
-//! - Artifact blobs stream from and to files; nothing is held whole in memory.
+//!   learnt (largest artifact, largest log batch). The hello also names the leases an
+//!   earlier run of the agent left ([`HttpJobSource::abandon_at_hello`]).
+//! - Artifact blobs stream from and to files; nothing is held whole in memory. Cache
+//!   entries are manifests (JSON) whose blobs travel as artifacts; the key is one
+//!   percent-encoded path segment.
 //!
 //! Timeouts: 10 s to connect; a lease request waits up to the long-poll time plus 30 s;
 //! other JSON calls 30 s (heartbeats 10 s); transfers of blobs stop when no byte moved for
@@ -21,9 +24,10 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use gantry_engine::artifacts::Manifest;
 use gantry_protocol::{
-    AGENT_API, ExecutorInfo, Finish, GANTRY_VERSION, JobSource, Lease, LeaseError, LeaseId,
-    LeaseRequest, LeaseState, LogChunk, MAX_LEASE_WAIT_MS, ServerHello,
+    AGENT_API, AgentHello, ExecutorInfo, Finish, GANTRY_VERSION, JobSource, Lease, LeaseError,
+    LeaseId, LeaseRequest, LeaseState, LogChunk, MAX_LEASE_WAIT_MS, ServerHello, check_cache_key,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
@@ -44,6 +48,8 @@ pub struct HttpJobSource {
     base: Url,
     auth: HeaderValue,
     hello: Mutex<Option<ServerHello>>,
+    /// Leases of an earlier run, for the next hello.
+    abandoned: Mutex<Vec<LeaseId>>,
 }
 
 impl HttpJobSource {
@@ -74,6 +80,7 @@ impl HttpJobSource {
             base,
             auth,
             hello: Mutex::new(None),
+            abandoned: Mutex::new(Vec::new()),
         })
     }
 
@@ -87,11 +94,19 @@ impl HttpJobSource {
     /// [`LeaseError::Incompatible`], whose message names both versions; a bad or revoked
     /// token with [`LeaseError::Unauthorized`]. The answer is kept for later calls.
     pub async fn hello(&self, me: &ExecutorInfo) -> Result<ServerHello, LeaseError> {
+        let body = AgentHello {
+            executor: me.clone(),
+            abandoned: self
+                .abandoned
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        };
         let resp = self
             .send(
                 self.request(Method::POST, &["hello"])
                     .timeout(CALL_TIMEOUT)
-                    .json(me),
+                    .json(&body),
             )
             .await?;
         // A server without the agent routes (too old, or not gantry) answers 404.
@@ -107,7 +122,19 @@ impl HttpJobSource {
         let resp = self.check(resp).await?;
         let hello: ServerHello = self.json(resp).await?;
         *self.hello.lock().unwrap_or_else(|e| e.into_inner()) = Some(hello.clone());
+        // Said once is enough: the server has dealt with them.
+        self.abandoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         Ok(hello)
+    }
+
+    /// Leases an earlier run of this agent left unfinished ([`crate::earlier_leases`]),
+    /// to be named in the next hello so that the server expires them at once
+    /// ([`AgentHello::abandoned`]).
+    pub fn abandon_at_hello(&self, leases: Vec<LeaseId>) {
+        *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()) = leases;
     }
 
     /// What the last `hello` answered, if one was made.
@@ -176,6 +203,16 @@ impl HttpJobSource {
             "request failed"
         };
         LeaseError::Unavailable(format!("{} {what}: {}", self.server_url(), chain(e)))
+    }
+
+    /// The refusal of a server without the cache routes (a gantry from before them): the
+    /// job runs without its cache.
+    fn no_caches(&self) -> LeaseError {
+        LeaseError::Invalid(format!(
+            "{} keeps no caches for agents (it answers 404 to {AGENT_API}/leases/…/caches; \
+             a gantry server older than this agent?)",
+            self.server_url()
+        ))
     }
 
     /// The log batch limit the server announced, if known.
@@ -289,6 +326,41 @@ impl JobSource for HttpJobSource {
             let _ = tokio::fs::remove_file(&partial).await;
         }
         result
+    }
+
+    async fn get_cache(&self, lease: &LeaseId, key: &str) -> Result<Option<Manifest>, LeaseError> {
+        check_cache_key(key)?;
+        let req = self
+            .lease_request(Method::GET, lease, &["caches", key])
+            .timeout(CALL_TIMEOUT);
+        let resp = self.send(req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(self.no_caches());
+        }
+        let resp = self.check(resp).await?;
+        if resp.status() == StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        self.json(resp).await.map(Some)
+    }
+
+    async fn put_cache(
+        &self,
+        lease: &LeaseId,
+        key: &str,
+        manifest: Manifest,
+    ) -> Result<bool, LeaseError> {
+        check_cache_key(key)?;
+        let req = self
+            .lease_request(Method::PUT, lease, &["caches", key])
+            .timeout(CALL_TIMEOUT)
+            .json(&manifest);
+        let resp = self.send(req).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(self.no_caches());
+        }
+        let resp = self.check(resp).await?;
+        Ok(resp.status() == StatusCode::CREATED)
     }
 
     async fn finish(&self, lease: &LeaseId, finish: Finish) -> Result<(), LeaseError> {

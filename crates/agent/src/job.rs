@@ -1,5 +1,6 @@
-//! One lease, from start to report: check out, restore artifacts, run, forward logs,
-//! heartbeat, upload artifacts, finish, clean up.
+//! One lease, from start to report: check out, restore artifacts, run (restoring and
+//! saving the job's cache through the lease, `caches.rs`), forward logs, heartbeat,
+//! upload artifacts, finish, clean up.
 //!
 //! The job's directory (`work_dir/jobs/<run>-<job>-<attempt>-<n>`) holds the checkout
 //! (`src/`), the job's workspaces (`work/`), its artifact store (`artifacts/`) and
@@ -29,9 +30,10 @@ use gantry_engine::{Backends, JobRun, JobStatus, OneJobResult, RunEvent, Source,
 use gantry_protocol::{Finish, JobSource, Lease, LeaseError, LeaseState};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::caches::LeaseCaches;
 use crate::checkout::Checkouts;
-use crate::logs;
 use crate::report::{chain, job_report, system_line};
+use crate::{blobs, logs};
 
 /// What the executor's jobs share.
 pub(crate) struct Shared {
@@ -145,7 +147,7 @@ async fn execute(
     shared: &Shared,
     lease: &Lease,
     dir: &Path,
-    control: &Control,
+    control: &Arc<Control>,
     events: UnboundedSender<RunEvent>,
 ) -> OneJobResult {
     // A password in the clone URL is as secret as the lease's secrets, and git may quote
@@ -234,7 +236,12 @@ async fn execute(
         secrets: lease.secrets.clone(),
         events,
         cancel: control.cancel.clone(),
-        caches: None,
+        caches: Some(Arc::new(LeaseCaches::new(
+            Arc::clone(&shared.source),
+            lease.id.clone(),
+            dir.join("incoming"),
+            Arc::clone(control),
+        ))),
     })
     .await
 }
@@ -253,42 +260,20 @@ async fn fetch_artifacts(
     for manifest in &lease.restore {
         for (path, entry) in &manifest.files {
             let digest = entry.digest.as_str();
-            let what = || format!("artifact {path} of job \"{}\" ({digest})", manifest.job);
-            let object = store
-                .object_path(digest)
-                .map_err(|e| format!("cannot restore {}: {e}", what()))?;
-            if !fetched.insert(digest) || object.exists() {
+            if !fetched.insert(digest) {
                 continue;
             }
-            std::fs::create_dir_all(&incoming)
-                .map_err(|e| format!("cannot create {}: {e}", incoming.display()))?;
-            let tmp = incoming.join(digest);
-            match shared.source.get_artifact(&lease.id, digest, &tmp).await {
-                Ok(()) => {}
-                Err(e) => {
-                    if matches!(e, LeaseError::Stale { .. }) {
-                        control.lose();
-                    }
-                    return Err(format!("cannot fetch {}: {e}", what()));
-                }
-            }
-            let stored = {
-                let store = store.clone();
-                let tmp = tmp.clone();
-                tokio::task::spawn_blocking(move || store.store_file(&tmp)).await
-            };
-            let _ = std::fs::remove_file(&tmp);
-            match stored {
-                Ok(Ok((got, _))) if got == digest => {}
-                Ok(Ok((got, _))) => {
-                    return Err(format!(
-                        "{} arrived damaged: its content hashes to {got}",
-                        what()
-                    ));
-                }
-                Ok(Err(e)) => return Err(format!("cannot store {}: {}", what(), chain(&e))),
-                Err(e) => return Err(format!("storing {} panicked: {e}", what())),
-            }
+            let what = format!("artifact {path} of job \"{}\" ({digest})", manifest.job);
+            blobs::fetch(
+                shared.source.as_ref(),
+                &lease.id,
+                digest,
+                store,
+                &incoming,
+                control,
+                &what,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -308,19 +293,16 @@ async fn upload(
         if !sent.insert(entry.digest.as_str()) {
             continue;
         }
-        let object = store
-            .object_path(&entry.digest)
-            .map_err(|e| format!("cannot upload artifact {path}: {e}"))?;
-        if let Err(e) = shared
-            .source
-            .put_artifact(&lease.id, &entry.digest, &object)
-            .await
-        {
-            if matches!(e, LeaseError::Stale { .. }) {
-                control.lose();
-            }
-            return Err(format!("cannot upload artifact {path}: {e}"));
-        }
+        let what = format!("artifact {path}");
+        blobs::upload(
+            shared.source.as_ref(),
+            &lease.id,
+            &entry.digest,
+            &store,
+            control,
+            &what,
+        )
+        .await?;
     }
     Ok(())
 }

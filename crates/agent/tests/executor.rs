@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gantry_agent::{Executor, ExecutorConfig, ExecutorError};
+use gantry_agent::{Executor, ExecutorConfig, ExecutorError, ExecutorHandle, earlier_leases};
 use gantry_backend::CancellationToken;
 use gantry_backend_local::LocalBackend;
 use gantry_engine::Backends;
@@ -32,6 +32,8 @@ struct Fake {
     heartbeats: Mutex<HashMap<LeaseId, usize>>,
     logs: Mutex<HashMap<LeaseId, Vec<LogChunk>>>,
     blobs: Mutex<HashMap<String, Vec<u8>>>,
+    /// Cache entries by key (the first saved is kept).
+    caches: Mutex<HashMap<String, Manifest>>,
     finishes: Mutex<Vec<(LeaseId, Finish)>>,
     finished: Notify,
     /// Refuse every lease call with this.
@@ -167,6 +169,35 @@ impl JobSource for Fake {
         std::fs::write(dest, bytes).map_err(|e| LeaseError::Invalid(e.to_string()))
     }
 
+    async fn get_cache(&self, _lease: &LeaseId, key: &str) -> Result<Option<Manifest>, LeaseError> {
+        Ok(self.caches.lock().expect("lock").get(key).cloned())
+    }
+
+    async fn put_cache(
+        &self,
+        _lease: &LeaseId,
+        key: &str,
+        manifest: Manifest,
+    ) -> Result<bool, LeaseError> {
+        let blobs = self.blobs.lock().expect("lock");
+        if let Some(missing) = manifest
+            .files
+            .values()
+            .find(|e| !blobs.contains_key(&e.digest))
+        {
+            return Err(LeaseError::Invalid(format!(
+                "blob {} was not uploaded",
+                missing.digest
+            )));
+        }
+        let mut caches = self.caches.lock().expect("lock");
+        if caches.contains_key(key) {
+            return Ok(false);
+        }
+        caches.insert(key.to_owned(), manifest);
+        Ok(true)
+    }
+
     async fn finish(&self, lease: &LeaseId, finish: Finish) -> Result<(), LeaseError> {
         let lost = self.answers.lock().expect("lock").get(lease) == Some(&LeaseState::Lost);
         self.finishes
@@ -253,6 +284,7 @@ struct Running {
     fake: Arc<Fake>,
     work: TempTree,
     cancel: CancellationToken,
+    handle: ExecutorHandle,
     task: tokio::task::JoinHandle<Result<(), ExecutorError>>,
 }
 
@@ -276,6 +308,7 @@ fn start(capacity: u32) -> Running {
         poll_wait: Duration::from_millis(200),
     };
     let executor = Executor::new(Arc::clone(&fake) as Arc<dyn JobSource>, config);
+    let handle = executor.handle();
     let cancel = CancellationToken::new();
     let task = {
         let cancel = cancel.clone();
@@ -285,6 +318,7 @@ fn start(capacity: u32) -> Running {
         fake,
         work,
         cancel,
+        handle,
         task,
     }
 }
@@ -668,12 +702,68 @@ async fn stopping_the_executor_kills_its_jobs_without_reporting_them() {
     sleeper.wait_started().await;
     assert!(sleeper.is_running());
     let fake = Arc::clone(&running.fake);
-    running.stop().await;
+    let work = running.stop().await;
     assert!(
         fake.finish_of("l1").is_none(),
         "left for the lease to expire"
     );
     assert!(!sleeper.is_running(), "the script's processes were killed");
+    // The next run (of an agent: `gantry agent`) names the unreported lease at hello.
+    assert_eq!(
+        earlier_leases(&work.join("executor")),
+        [LeaseId("l1".into())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_executor_takes_no_new_job_and_lets_the_running_one_finish() {
+    let gate = TempTree::new();
+    let open = gate.join("open");
+    let repo = repo(&format!(
+        "jobs:\n  gated:\n    script:\n      - \"while [ ! -e {} ]; do sleep 0.05; done\"\n  \
+         quick:\n    script: [\"true\"]\n",
+        open.display()
+    ));
+    let running = start(2);
+    assert_eq!(running.handle.running(), 0);
+    running.fake.push(repo.lease("l1", "gated"));
+    tokio::time::timeout(PATIENCE, async {
+        while running.handle.running() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the job starts");
+    assert_eq!(
+        earlier_leases(&running.work.join("executor")),
+        [LeaseId("l1".into())],
+        "a running job's lease is on record"
+    );
+
+    running.handle.drain();
+    assert!(running.handle.draining());
+    // There is room for this one, but a drained executor leases nothing more.
+    running.fake.push(repo.lease("l2", "quick"));
+    assert_eq!(running.handle.running(), 1);
+    std::fs::write(&open, "").expect("open the gate");
+    let result = tokio::time::timeout(PATIENCE, running.task)
+        .await
+        .expect("the drained executor returns once its job is over")
+        .expect("the executor task");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(!running.cancel.is_cancelled());
+    assert_eq!(running.handle.running(), 0);
+    assert_eq!(
+        running.fake.finish_of("l1").map(|f| f.report),
+        Some(JobReport::Succeeded)
+    );
+    assert!(running.fake.finish_of("l2").is_none());
+    assert_eq!(
+        running.fake.queue.lock().expect("lock").len(),
+        1,
+        "l2 was never leased"
+    );
+    assert_eq!(earlier_leases(&running.work.join("executor")), []);
 }
 
 /// A script line that starts a long `sleep` in the background, records its pid outside
@@ -746,6 +836,71 @@ async fn a_password_in_the_clone_url_never_reaches_the_log() {
     assert!(
         !log.contains("pw-4711") && !message.contains("pw-4711"),
         "{log}"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_goes_through_the_lease_and_is_checked_on_the_way_back() {
+    let repo = repo(
+        "jobs:
+  build:
+    cache: { key: deps-1, paths: [deps] }
+    script:
+      - if test -f deps/lib.txt; then echo \"found $(cat deps/lib.txt)\"; else mkdir -p deps; echo v1 > deps/lib.txt; echo made; fi
+",
+    );
+    let running = start(1);
+    let run = |id: &'static str| {
+        let fake = Arc::clone(&running.fake);
+        let lease = repo.lease(id, "build");
+        async move {
+            fake.push(lease);
+            let finish = fake.wait_finish(id).await;
+            let log = fake.log(id);
+            assert_eq!(finish.report, JobReport::Succeeded, "{log:#?}");
+            log
+        }
+    };
+    // The first job saves the cache: its blob, then its manifest.
+    let log = run("l1").await;
+    assert!(contains(&log, "out made"), "{log:#?}");
+    let saved = running
+        .fake
+        .caches
+        .lock()
+        .expect("lock")
+        .get("deps-1")
+        .cloned()
+        .unwrap_or_else(|| panic!("not saved: {log:#?}"));
+    let digest = saved.files["deps/lib.txt"].digest.clone();
+    assert_eq!(
+        running.fake.blobs.lock().expect("lock").get(&digest),
+        Some(&b"v1\n".to_vec())
+    );
+
+    // The next job (on a fresh job directory) restores it.
+    let log = run("l2").await;
+    assert!(contains(&log, "out found v1"), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("sys cache \"deps-1\": restored 1 file")),
+        "{log:#?}"
+    );
+
+    // A blob that does not match its digest is refused: the job runs without the cache.
+    running
+        .fake
+        .blobs
+        .lock()
+        .expect("lock")
+        .insert(digest.clone(), b"forged\n".to_vec());
+    let log = run("l3").await;
+    assert!(contains(&log, "out made"), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cache file deps/lib.txt") && l.contains("arrived damaged")),
+        "{log:#?}"
     );
     running.stop().await;
 }

@@ -363,3 +363,129 @@ fn is_running(pid: u32) -> bool {
         !state.is_some_and(|s| s.starts_with('Z') || s.starts_with('X'))
     })
 }
+
+/// Writes `bytes` to a file under `dir`; its path and sha256.
+fn blob_file(dir: &TempTree, name: &str, bytes: &[u8]) -> (std::path::PathBuf, String) {
+    use sha2::Digest;
+    dir.file(name, std::str::from_utf8(bytes).expect("text"));
+    (dir.join(name), hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+fn manifest_of(files: &[(&str, &str, u64)]) -> gantry_engine::artifacts::Manifest {
+    gantry_engine::artifacts::Manifest {
+        job: "build".into(),
+        files: files
+            .iter()
+            .map(|(path, digest, size)| {
+                (
+                    (*path).to_owned(),
+                    gantry_engine::artifacts::ManifestEntry {
+                        digest: (*digest).to_owned(),
+                        size: *size,
+                        mode: 0o644,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_travel_over_http_under_any_key() {
+    let s = setup("jobs:\n  a:\n    script: [\"true\"]\n", |_| {}).await;
+    let source = s.source();
+    s.trigger().await;
+    let lease = source
+        .lease(&info("build-1"), PATIENCE)
+        .await
+        .expect("lease")
+        .expect("a job");
+    // Keys are one path segment on the wire, whatever they contain.
+    let key = "deps/linux x86_64?v=1#é";
+    assert_eq!(source.get_cache(&lease.id, key).await.expect("get"), None);
+
+    let (path, digest) = blob_file(&s.data, "blob", b"cached bytes\n");
+    let manifest = manifest_of(&[("target/dep.txt", &digest, 13)]);
+    // The manifest before its blob: refused, nothing saved.
+    let e = source
+        .put_cache(&lease.id, key, manifest.clone())
+        .await
+        .expect_err("blob not uploaded");
+    assert!(
+        matches!(&e, LeaseError::Invalid(m) if m.contains("was not uploaded")),
+        "{e:?}"
+    );
+    assert_eq!(source.get_cache(&lease.id, key).await.expect("get"), None);
+
+    source
+        .put_artifact(&lease.id, &digest, &path)
+        .await
+        .expect("upload");
+    assert!(
+        source
+            .put_cache(&lease.id, key, manifest.clone())
+            .await
+            .expect("save")
+    );
+    // The first writer wins.
+    let (other_path, other) = blob_file(&s.data, "other", b"other\n");
+    source
+        .put_artifact(&lease.id, &other, &other_path)
+        .await
+        .expect("upload");
+    let stored = source
+        .put_cache(&lease.id, key, manifest_of(&[("x", &other, 6)]))
+        .await
+        .expect("a second save is no error");
+    assert!(!stored, "the first entry is kept");
+    assert_eq!(
+        source.get_cache(&lease.id, key).await.expect("get"),
+        Some(manifest)
+    );
+
+    // Refused on this side already, with the server's words.
+    let e = source
+        .get_cache(&lease.id, &"k".repeat(600))
+        .await
+        .expect_err("too long");
+    assert!(
+        matches!(&e, LeaseError::Invalid(m) if m.contains("at most 512")),
+        "{e:?}"
+    );
+
+    // The next run's job (a new lease of the same repository) finds it and may fetch its
+    // blob, which is no artifact of its run.
+    source
+        .finish(
+            &lease.id,
+            gantry_protocol::Finish {
+                report: gantry_protocol::JobReport::Succeeded,
+                attempts: 1,
+                duration_ms: 1,
+                manifest: None,
+            },
+        )
+        .await
+        .expect("finish");
+    s.trigger().await;
+    let next = source
+        .lease(&info("build-1"), PATIENCE)
+        .await
+        .expect("lease")
+        .expect("a job");
+    let found = source
+        .get_cache(&next.id, key)
+        .await
+        .expect("get")
+        .expect("the entry");
+    let dest = s.data.join("fetched");
+    source
+        .get_artifact(&next.id, &found.files["target/dep.txt"].digest, &dest)
+        .await
+        .expect("fetch the cached blob");
+    assert_eq!(std::fs::read(&dest).expect("read"), b"cached bytes\n");
+    // The finished lease is stale for caches too.
+    let e = source.get_cache(&lease.id, key).await.expect_err("stale");
+    assert!(matches!(e, LeaseError::Stale { .. }), "{e:?}");
+    s.server.shutdown().await;
+}

@@ -11,13 +11,16 @@
 //! Layout: `backend` (prepare, probe), `job` (run and teardown), `spawn` (the only place a
 //! process is started), `lines` (pipe bytes to log lines), `tree` (finding, stopping and
 //! reaping a job's processes). The `sh` program itself is rendered by
-//! [`gantry_backend::render_script`], shared with the other backends.
+//! [`gantry_backend::render_script`], shared with the other backends. `leftovers`
+//! ([`stop_leftovers`]) finds and stops what the jobs of a killed gantry left running.
 
 mod backend;
 mod job;
+mod leftovers;
 mod lines;
 mod spawn;
 mod tree;
 
 pub use backend::LocalBackend;
+pub use leftovers::{Leftovers, stop_leftovers};
 pub use tree::{COOKIE_VAR, become_subreaper};

@@ -311,7 +311,7 @@ fn children_of_self() -> Option<Vec<i32>> {
 }
 
 /// Every pid in `/proc`.
-fn all_pids() -> Vec<i32> {
+pub(crate) fn all_pids() -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -329,24 +329,33 @@ fn environ_has(pid: i32, entry: &[u8]) -> bool {
     }
 }
 
-/// The fields of `/proc/<pid>/stat` this module needs.
+/// The fields of `/proc/<pid>/stat` this crate needs.
 #[derive(Debug)]
-struct Stat {
-    state: u8,
-    session: i32,
+pub(crate) struct Stat {
+    /// `R`, `S`, `Z`, …
+    pub(crate) state: u8,
+    pub(crate) ppid: i32,
+    /// Process group.
+    pub(crate) pgrp: i32,
+    pub(crate) session: i32,
 }
 
-fn stat(pid: i32) -> Option<Stat> {
+pub(crate) fn stat(pid: i32) -> Option<Stat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may itself contain ") ", so the fixed
     // fields start after the *last* parenthesis: state ppid pgrp session ...
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_ascii_whitespace();
     let state = *fields.next()?.as_bytes().first()?;
-    let _ppid = fields.next()?;
-    let _pgrp = fields.next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    let pgrp = fields.next()?.parse().ok()?;
     let session = fields.next()?.parse().ok()?;
-    Some(Stat { state, session })
+    Some(Stat {
+        state,
+        ppid,
+        pgrp,
+        session,
+    })
 }
 
 #[cfg(test)]

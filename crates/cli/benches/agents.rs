@@ -12,6 +12,9 @@
 //! - jobs per second one server hands out to 8 agents (one job at a time each) running
 //!   trivial jobs: one run of 240 independent `true` jobs, from the trigger to the run's
 //!   end, with a check that every job succeeded in exactly one attempt;
+//! - the cancel latency on an agent: from the cancel request (`POST /api/runs/{id}/cancel`)
+//!   to the job's process being gone on the agent (the cancel travels in the answer to the
+//!   job's next heartbeat, sent at least every 2 s), median and p90 over 10 runs;
 //! - the agent's idle RSS after it connected, and again when idle after the work above
 //!   (target: under 15 MB), with its anonymous part (most of the rest are the pages of the
 //!   one `gantry` binary it shares with the server and the CLI).
@@ -39,6 +42,7 @@ use serde_json::Value;
 use support::{Repo, Server, http};
 
 const LATENCY_RUNS: usize = 30;
+const CANCEL_RUNS: usize = 10;
 const AGENTS: usize = 8;
 const WIDE_JOBS: usize = 240;
 
@@ -50,6 +54,19 @@ jobs:
   one:
     script:
       - echo "t=$(date +%s%3N)"
+"#;
+
+/// A job that starts a long `sleep`, records its pid where the agent's `PIDFILE` says,
+/// and waits for it.
+const HOLD: &str = r#"
+name: hold
+on:
+  manual: true
+jobs:
+  hold:
+    script:
+      - sleep 86461 & echo $! > "$PIDFILE.tmp" && mv "$PIDFILE.tmp" "$PIDFILE"
+      - wait
 "#;
 
 /// A pipeline of `n` independent jobs that do nothing.
@@ -73,21 +90,26 @@ fn main() {
     );
     let one = Repo::new(ONE);
     let wide_repo = Repo::new(&wide(WIDE_JOBS));
+    let hold = Repo::new(HOLD);
     server.ok(&["repo", "add", "one", &one.url()]);
     server.ok(&["repo", "add", "wide", &wide_repo.url()]);
+    server.ok(&["repo", "add", "hold", &hold.url()]);
     let token = server
         .ok(&["agent-token", "create", "bench"])
         .trim()
         .to_owned();
 
     // Lease-to-running on an idle agent.
-    let first = Agent::start(
+    let pidfile = tmp.path().join("hold.pid");
+    let first = Agent::spawn(
         &server.url,
         &token,
         "bench-0",
         &tmp.path().join("agents/bench-0"),
         &[],
+        &[("PIDFILE", pidfile.to_str().unwrap())],
     );
+    first.wait_line("connected", |l| l.contains("agent bench-0 connected"));
     std::thread::sleep(Duration::from_secs(3));
     let idle_start = memory(first.pid());
     // One warm-up run: the agent's first job makes its git mirror.
@@ -127,6 +149,52 @@ fn main() {
          {LATENCY_RUNS} runs): median {:.0} ms, p90 {:.0} ms",
         percentile(&to_running, 0.5),
         percentile(&to_running, 0.9)
+    );
+
+    // Cancel on an agent: from the request to the job's process being gone.
+    let mut cancel_to_gone = Vec::new();
+    for _ in 0..CANCEL_RUNS {
+        let _ = std::fs::remove_file(&pidfile);
+        let id = trigger(&server, "hold");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let pid: i32 = loop {
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+            {
+                break pid;
+            }
+            assert!(Instant::now() < deadline, "the hold job never started");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        // Somewhere between two heartbeats, as a person's cancel would be.
+        std::thread::sleep(Duration::from_millis(300));
+        let asked = Instant::now();
+        let (status, body) = http(
+            &server.url,
+            "POST",
+            &format!("/api/runs/{id}/cancel"),
+            &[
+                ("Authorization", &format!("Bearer {}", server.token)),
+                ("Content-Type", "application/json"),
+            ],
+            b"{}",
+        );
+        assert!((200..300).contains(&status), "cancel: {status} {body}");
+        while !gone(pid) {
+            assert!(asked.elapsed() < Duration::from_secs(120), "{pid} lives on");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        cancel_to_gone.push(asked.elapsed().as_secs_f64() * 1000.0);
+        wait_final(&server, id);
+    }
+    cancel_to_gone.sort_by(f64::total_cmp);
+    println!(
+        "cancel request → the job's process gone on the agent ({CANCEL_RUNS} runs; heartbeats \
+         every 2 s): median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+        percentile(&cancel_to_gone, 0.5),
+        percentile(&cancel_to_gone, 0.9),
+        cancel_to_gone.last().copied().unwrap_or(0.0)
     );
 
     // Jobs per second to 8 agents.
@@ -182,8 +250,8 @@ fn main() {
     );
 }
 
-/// Triggers the repository's pipeline through the API and waits for the run to end.
-fn run_and_wait(server: &Server, repo: &str) -> Value {
+/// Triggers the repository's pipeline through the API; the run's id.
+fn trigger(server: &Server, repo: &str) -> i64 {
     let (status, body) = http(
         &server.url,
         "POST",
@@ -199,21 +267,36 @@ fn run_and_wait(server: &Server, repo: &str) -> Value {
         "trigger {repo}: {status} {body}"
     );
     let runs: Value = serde_json::from_str(&body).unwrap();
-    let id = runs[0]["id"]
+    runs[0]["id"]
         .as_i64()
         .or_else(|| runs["runs"][0]["id"].as_i64())
-        .unwrap();
+        .unwrap()
+}
+
+/// Waits for run `id` to end; the run.
+fn wait_final(server: &Server, id: i64) -> Value {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let run: Value =
             serde_json::from_str(&get_text(server, &format!("/api/runs/{id}"))).unwrap();
         if support::is_final(&run["state"]) {
-            assert_eq!(run["state"], "succeeded", "{run:#}");
             return run;
         }
         assert!(Instant::now() < deadline, "run {id} did not finish");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Whether process `pid` is gone (a zombie runs nothing any more).
+fn gone(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+}
+
+/// Triggers the repository's pipeline through the API and waits for the run to end.
+fn run_and_wait(server: &Server, repo: &str) -> Value {
+    let run = wait_final(server, trigger(server, repo));
+    assert_eq!(run["state"], "succeeded", "{run:#}");
+    run
 }
 
 fn get_text(server: &Server, path: &str) -> String {

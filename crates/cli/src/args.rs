@@ -68,6 +68,9 @@ pub enum Command {
     /// Remove containers and networks left behind by gantry runs that were killed.
     #[command(long_about = GC_LONG_ABOUT)]
     Gc(GcArgs),
+    /// List or clear the caches `gantry run` keeps for jobs with `cache:`.
+    #[command(subcommand, long_about = CACHE_LONG_ABOUT)]
+    Cache(CacheCommand),
     /// Start the CI server, with its built-in executor.
     #[command(long_about = SERVE_LONG_ABOUT)]
     Serve(ServeArgs),
@@ -117,8 +120,10 @@ Labels: backend=local|docker, os and arch are set automatically; add your own wi
 
 An unreachable server is retried with a growing pause; a wrong or revoked token, or a
 server that speaks another protocol version, stops the agent with an error. At start, the
-agent removes what a previous run of the same agent (same --work-dir) left behind: job
-directories, and Docker containers and networks of gantry processes that died.
+agent removes what a previous run of the same agent (same --work-dir) left behind when it
+was killed: the processes its jobs left running, job directories, its unfinished leases
+(the server gives them up at once, so their jobs run again), and Docker containers and
+networks of gantry processes that died.
 
 The first SIGINT/SIGTERM stops taking new jobs and waits for the running ones to finish;
 a second one cancels them (the server runs them again elsewhere), a third exits at once.
@@ -299,6 +304,11 @@ pub struct ServeArgs {
     /// Largest artifact file an executor may upload, e.g. `1GiB`, `200MB`, `512KiB`.
     #[arg(long, value_name = "SIZE")]
     pub max_artifact_size: Option<String>,
+
+    /// Most space the pipeline caches of all repositories take together, e.g. `10GiB`
+    /// (the default); past it, the least recently used are removed.
+    #[arg(long, value_name = "SIZE")]
+    pub cache_max_size: Option<String>,
 }
 
 /// `--smtp-tls`.
@@ -422,6 +432,32 @@ pub enum RepoCommand {
     Add(RepoAddArgs),
     /// List registered repositories.
     List(RepoListArgs),
+    /// List (or clear) the caches the server keeps for a repository's jobs with `cache:`.
+    Caches(RepoCachesArgs),
+}
+
+/// `gantry repo caches`.
+#[derive(Debug, Args)]
+pub struct RepoCachesArgs {
+    /// The repository.
+    #[arg(value_name = "REPO")]
+    pub repo: String,
+
+    /// Remove the caches (all of them, or those named with --key) instead of listing
+    /// them; needs an admin token.
+    #[arg(long)]
+    pub clear: bool,
+
+    /// With --clear: only the cache under this key (repeatable).
+    #[arg(long = "key", value_name = "KEY", requires = "clear")]
+    pub keys: Vec<String>,
+
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "clear")]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// `gantry repo add`.
@@ -697,6 +733,60 @@ something could not be removed.";
 #[derive(Debug, Args)]
 pub struct GcArgs {}
 
+const CACHE_LONG_ABOUT: &str = "\
+The caches `gantry run` keeps for jobs with `cache: { key, paths }`, under
+DIR/.gantry/cache: one per key, restored into the workspace of every job that names the
+key, and saved when a job whose key has no cache yet succeeds. A cache is never
+updated; put a hash of what its files depend on into the key
+(`deps-${hash:Cargo.lock}`), and clear what is no longer used.
+
+Examples:
+  gantry cache list
+  gantry cache clear                     remove every cache
+  gantry cache clear KEY…                remove these (keys as `list` prints them)
+  gantry cache clear --unused-for 30d    remove those not restored in 30 days
+
+`gantry run --no-cache` runs without restoring or saving any cache.";
+
+/// `gantry cache …`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the caches: key, files, size, when each was last used and which job saved it,
+    /// most recently used first.
+    List(CacheListArgs),
+    /// Remove caches (all of them, the given keys, or those unused for a while) and the
+    /// files only they held.
+    Clear(CacheClearArgs),
+}
+
+/// `gantry cache list`.
+#[derive(Debug, Args)]
+pub struct CacheListArgs {
+    /// The working tree whose caches to list (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `gantry cache clear`.
+#[derive(Debug, Args)]
+pub struct CacheClearArgs {
+    /// Keys of the caches to remove (default: every cache).
+    #[arg(value_name = "KEY")]
+    pub keys: Vec<String>,
+
+    /// Remove only the caches not restored (or saved) for this long, e.g. `7d`, `12h`.
+    #[arg(long, value_name = "DURATION", conflicts_with = "keys")]
+    pub unused_for: Option<String>,
+
+    /// The working tree whose caches to clear (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
 const RUN_LONG_ABOUT: &str = "\
 Run the pipeline of a working tree, right here: no server, no database.
 
@@ -704,6 +794,8 @@ The pipeline file is DIR/gantry.yml or DIR/.gantry.yml (or --file). Each job sta
 pristine copy of DIR as you see it (in a git repository: tracked and untracked files that
 are not ignored, uncommitted edits included), plus the artifacts of the jobs it needs.
 Logs, artifacts and a summary.json of each run are kept under DIR/.gantry/runs/<n>/.
+Jobs with `cache:` restore and save their caches under DIR/.gantry/cache/ (see
+`gantry cache`; --no-cache runs without them).
 
 In a terminal, running jobs show as live lines; otherwise every log line is printed,
 prefixed with its job's name.
@@ -801,6 +893,11 @@ pub struct RunArgs {
     /// of deleting them, for debugging.
     #[arg(long)]
     pub keep_workspaces: bool,
+
+    /// Run without caches: jobs with `cache:` neither restore nor save theirs (kept in
+    /// .gantry/cache/; see `gantry cache`).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Which backend runs jobs.
@@ -869,6 +966,7 @@ mod tests {
             "--fail-fast",
             "--keep",
             "5",
+            "--no-cache",
             "--color",
             "never",
         ])
@@ -883,7 +981,22 @@ mod tests {
         assert_eq!(run.event, "push");
         assert!(run.fail_fast);
         assert_eq!(run.keep, 5);
+        assert!(run.no_cache);
         assert_eq!(cli.color, ColorChoice::Never);
+    }
+
+    #[test]
+    fn cache_commands_parse() {
+        let cli = Cli::try_parse_from(["gantry", "cache", "clear", "a", "b", "--dir", "p"])
+            .expect("parses");
+        let Command::Cache(CacheCommand::Clear(clear)) = cli.command else {
+            panic!("not cache clear")
+        };
+        assert_eq!(clear.keys, ["a", "b"]);
+        assert_eq!(clear.dir, Some(PathBuf::from("p")));
+        let err = Cli::try_parse_from(["gantry", "cache", "clear", "a", "--unused-for", "7d"])
+            .expect_err("keys and --unused-for exclude each other");
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -108,13 +108,23 @@ pub async fn run(
     settings: Settings,
     stop: CancellationToken,
 ) -> Result<(), gantry_agent::ExecutorError> {
+    new(source, backends, settings).run(stop).await
+}
+
+/// The executor loop over `source`, not started yet: for an owner that also drains it
+/// ([`gantry_agent::Executor::handle`]).
+pub fn new(
+    source: Arc<dyn JobSource>,
+    backends: Backends,
+    settings: Settings,
+) -> gantry_agent::Executor {
     let config = gantry_agent::ExecutorConfig {
         info: settings.info(),
         work_dir: settings.work_dir,
         backends,
         poll_wait: settings.poll_wait,
     };
-    gantry_agent::Executor::new(source, config).run(stop).await
+    gantry_agent::Executor::new(source, config)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
-//! The `gantry` binary: `gantry run`, `lint`, `graph`, `gc` on this machine; `gantry serve`
-//! (the CI server with its built-in executor) and `gantry token`; `gantry agent` (an
-//! executor of a server's jobs on another machine); and the server's clients `gantry
-//! repo`, `runs`, `trigger`, `logs`, `cancel`, `rerun`, `agent-token`, `agents`.
+//! The `gantry` binary: `gantry run`, `lint`, `graph`, `gc`, `cache` on this machine;
+//! `gantry serve` (the CI server with its built-in executor) and `gantry token`; `gantry
+//! agent` (an executor of a server's jobs on another machine); and the server's clients
+//! `gantry repo`, `runs`, `trigger`, `logs`, `cancel`, `rerun`, `agent-token`, `agents`.
 //!
 //! The only crate that links concrete backends. It turns command-line input into a plan,
 //! hands the plan to the engine, and renders the engine's events for a person.
@@ -17,6 +17,7 @@ mod graph;
 mod inputs;
 mod logs;
 mod mask;
+mod memory;
 mod paint;
 mod render;
 mod run_dir;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::lint(args, color),
         Command::Graph(args) => cmd::graph::graph(args, color),
         Command::Gc(args) => cmd::gc::gc(args, color),
+        Command::Cache(args) => cmd::cache::cache(args, color),
         Command::Serve(args) => cmd::serve::serve(args, color),
         Command::Token(args) => cmd::token::token(args, color),
         Command::Repo(args) => cmd::repo::repo(args, color),

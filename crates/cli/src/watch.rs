@@ -1,15 +1,10 @@
 //! [`Watched`]: the job source of `gantry agent`, wrapped so that the agent can tell its
 //! operator what it does (a line per job leased and per result, lost contact and
-//! reconnection, leases lost to another executor) and can drain: stop leasing while the
-//! jobs it holds run to their end.
+//! reconnection, leases lost to another executor). Draining is the executor's own
+//! ([`gantry_agent::ExecutorHandle::drain`]).
 //!
 //! The executor loop reports nothing of this itself; every one of these events is a call
 //! through the [`JobSource`] it uses, so watching the calls is enough.
-//!
-//! Draining abandons a lease request in flight: should the server have handed out a job
-//! in that instant, its lease expires unanswered and the job runs again elsewhere, as for
-//! any lost executor. Waiting for the long poll to end instead would make stopping an idle
-//! agent take up to its poll time.
 //!
 //! A job counts as running from its lease until its result was accepted or refused, the
 //! server said the lease is gone, or its heartbeats stopped: the executor heartbeats
@@ -23,7 +18,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gantry_backend::CancellationToken;
 use gantry_protocol::{
     ExecutorInfo, Finish, JobReport, JobSource, Lease, LeaseError, LeaseId, LeaseState, LogChunk,
 };
@@ -33,9 +27,6 @@ use crate::paint;
 /// Heartbeats of a running job come at least this often (the executor's own bound is
 /// 2 s; the rest is slack for a slow machine).
 const BEATS_AT_LEAST_EVERY: Duration = Duration::from_secs(10);
-
-/// How often [`Watched::idle`] looks for jobs whose heartbeats stopped.
-const IDLE_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// One job the agent holds.
 struct Held {
@@ -64,7 +55,6 @@ impl Held {
 pub struct Watched {
     inner: Arc<dyn JobSource>,
     held: Mutex<HashMap<LeaseId, Held>>,
-    draining: CancellationToken,
     /// The last lease call failed to reach the server.
     offline: AtomicBool,
 }
@@ -75,7 +65,6 @@ impl Watched {
         Watched {
             inner,
             held: Mutex::new(HashMap::new()),
-            draining: CancellationToken::new(),
             offline: AtomicBool::new(false),
         }
     }
@@ -101,19 +90,6 @@ impl Watched {
             alive
         });
         held.len()
-    }
-
-    /// Stops leasing: lease calls from now on wait forever (the executor's own stop ends
-    /// them), and one in flight is abandoned.
-    pub fn drain(&self) {
-        self.draining.cancel();
-    }
-
-    /// Returns once no job is running.
-    pub async fn idle(&self) {
-        while self.running() > 0 {
-            tokio::time::sleep(IDLE_CHECK_EVERY).await;
-        }
     }
 
     /// The job is over; says so with `what`, if given.
@@ -188,14 +164,7 @@ impl JobSource for Watched {
     async fn lease(&self, me: &ExecutorInfo, wait: Duration) -> Result<Option<Lease>, LeaseError> {
         // Forget jobs that ended silently, so that the table stays small.
         self.running();
-        let answer = tokio::select! {
-            () = self.draining.cancelled() => None,
-            answer = self.inner.lease(me, wait) => Some(answer),
-        };
-        let Some(answer) = answer else {
-            // Draining: no more work, ever; the executor's stop token ends this wait.
-            return std::future::pending().await;
-        };
+        let answer = self.inner.lease(me, wait).await;
         self.contact(&answer);
         match &answer {
             Err(_) => {}
@@ -272,6 +241,27 @@ impl JobSource for Watched {
         dest: &Path,
     ) -> Result<(), LeaseError> {
         let answer = self.inner.get_artifact(lease, digest, dest).await;
+        self.check(lease, &answer);
+        answer
+    }
+
+    async fn get_cache(
+        &self,
+        lease: &LeaseId,
+        key: &str,
+    ) -> Result<Option<gantry_engine::artifacts::Manifest>, LeaseError> {
+        let answer = self.inner.get_cache(lease, key).await;
+        self.check(lease, &answer);
+        answer
+    }
+
+    async fn put_cache(
+        &self,
+        lease: &LeaseId,
+        key: &str,
+        manifest: gantry_engine::artifacts::Manifest,
+    ) -> Result<bool, LeaseError> {
+        let answer = self.inner.put_cache(lease, key, manifest).await;
         self.check(lease, &answer);
         answer
     }

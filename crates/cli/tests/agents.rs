@@ -15,6 +15,8 @@ mod support;
 
 #[path = "agents/agent.rs"]
 mod agent;
+#[path = "agents/caches.rs"]
+mod caches;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -243,6 +245,19 @@ jobs:
       - echo "done on $AGENT_ID"
 "#;
 
+/// Whether process `pid` is gone (a zombie counts: it runs nothing any more).
+fn gone(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "))
+}
+
+/// The one process running `sleep ARG`, once there is one.
+fn sleeper(server: &Server, arg: &str) -> i32 {
+    server.wait_for(&format!("a job to run `sleep {arg}`"), || {
+        processes_with_arg(arg).into_iter().next()
+    })
+}
+
 /// Kills the sleeps of abandoned attempts (`sleep ARG`), which outlive a killed agent.
 struct Sleepers(&'static str);
 
@@ -259,7 +274,8 @@ impl Drop for Sleepers {
 
 /// (b) `kill -9` of an agent mid-job: after the lease expires the job runs again on
 /// another agent as attempt 2 and succeeds once; the run says what happened; the killed
-/// agent, started again, removes the job directory it left.
+/// agent, started again, stops the process its job left running and removes the job
+/// directory it left.
 #[test]
 fn a_killed_agents_job_runs_again_elsewhere() {
     let _sleepers = Sleepers("86417");
@@ -286,6 +302,7 @@ fn a_killed_agents_job_runs_again_elsewhere() {
     a2.wait_line("connected", |l| l.contains("agent a2 connected"));
 
     assert_eq!(a1.job_dirs().len(), 1, "a1 has its job's directory");
+    let copy = sleeper(&server, "86417");
     a1.kill9();
     let run = wait_run(&server, id);
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
@@ -307,20 +324,188 @@ fn a_killed_agents_job_runs_again_elsewhere() {
         1,
         "the killed agent left its job directory"
     );
+    assert!(!gone(copy), "the killed agent's job still sleeps");
     let a1 = Agent::start(&server.url, &token, "a1", &a1_dir, &[]);
-    assert!(
-        a1.output()
-            .contains("removed 1 job directory left by an earlier run of agent a1"),
-        "{}",
-        a1.output()
-    );
+    let out = a1.output();
+    for said in [
+        "that the jobs of an earlier run of agent a1 left running",
+        "removed 1 job directory left by an earlier run of agent a1",
+    ] {
+        assert!(out.contains(said), "{out}");
+    }
+    // Its lease had expired already: nothing for the server to give up.
+    assert!(!out.contains("the server gave up"), "{out}");
+    assert!(gone(copy), "the leftover sleep {copy} runs on:\n{out}");
     assert!(a1.job_dirs().is_empty(), "{:?}", a1.job_dirs());
+}
+
+/// (b) An agent killed mid-job and started again at once, with a lease time to live of an
+/// hour: its hello names the lease its killed run held and the server gives the job up
+/// at once — attempt 2 runs (here on the restarted agent itself) without waiting out the
+/// ttl — and the leftover process of attempt 1 is stopped. Another agent of the same
+/// name on the same machine (its own work directory) keeps its running job and its
+/// process, both when it says hello and when the first one restarts.
+#[test]
+fn a_restarted_agent_gives_up_its_earlier_lease_at_once() {
+    let _sleepers = Sleepers("86431");
+    let _twin_sleepers = Sleepers("86432");
+    let repo = Repo::new(NAP);
+    let data = tempfile::tempdir().expect("tempdir");
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let server = serve(data.path(), &["--lease-ttl", "1h"]);
+    server.ok(&["repo", "add", "nap", &repo.url()]);
+    let token = agent_token(&server, "same");
+    let first_dir = dirs.path().join("first");
+    let spawn = |dir: &Path, id: &str, nap: &str| {
+        let agent = Agent::spawn(
+            &server.url,
+            &token,
+            "same",
+            dir,
+            &[],
+            &[("AGENT_ID", id), ("NAP", nap)],
+        );
+        agent.wait_line("connected", |l| l.contains("agent same connected"));
+        agent
+    };
+    let mut first = spawn(&first_dir, "first", "86431");
+    let id1 = trigger(&server, "nap");
+    wait_running_on(&server, id1, "nap", "same", "start on first");
+    let copy = sleeper(&server, "86431");
+    // A second agent called `same`: its hello leaves the first one's lease alone, and it
+    // takes the next job since the first one is busy.
+    let twin = spawn(&dirs.path().join("twin"), "twin", "86432");
+    let id2 = trigger(&server, "nap");
+    wait_running_on(&server, id2, "nap", "same", "start on twin");
+    let twins = sleeper(&server, "86432");
+    let run = server.run(id1);
+    assert_eq!(
+        (
+            job(&run, "nap")["state"].clone(),
+            job(&run, "nap")["attempt"].clone()
+        ),
+        (Value::from("running"), Value::from(1)),
+        "{run:#}"
+    );
+
+    first.kill9();
+    let again = spawn(&first_dir, "again", "1");
+    let out = again.output();
+    for said in [
+        "that the jobs of an earlier run of agent same left running",
+        "the server gave up 1 job an earlier run of agent same left unfinished; it runs \
+         again as a new attempt",
+    ] {
+        assert!(out.contains(said), "{out}");
+    }
+    assert!(gone(copy), "the leftover sleep {copy} runs on:\n{out}");
+    assert!(!gone(twins), "the other agent's job was stopped:\n{out}");
+
+    let run = wait_run(&server, id1);
+    assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());
+    assert_eq!(job(&run, "nap")["attempt"], 2, "{run:#}");
+    let text = log(&server, id1, "nap");
+    assert!(
+        text.contains(
+            "agent same was lost (it restarted) during attempt 1; the job is queued again for \
+             attempt 2"
+        ),
+        "{text}"
+    );
+    assert_eq!(count(&text, "start on first"), 1, "{text}");
+    assert_eq!(count(&text, "done on again"), 1, "{text}");
+    assert_eq!(count(&text, "done on first"), 0, "{text}");
+
+    // The twin's job runs on, still under its first lease.
+    let run = server.run(id2);
+    let nap = job(&run, "nap");
+    assert_eq!(
+        (nap["state"].clone(), nap["attempt"].clone()),
+        (Value::from("running"), Value::from(1)),
+        "{run:#}"
+    );
+    assert!(!gone(twins), "the other agent's job was stopped");
+    assert!(!twin.output().contains("lease lost"), "{}", twin.output());
+}
+
+const HOLD: &str = r#"
+name: hold
+on:
+  manual: true
+jobs:
+  hold:
+    script:
+      - sleep 86441 & echo $! > "$PIDFILE"
+      - echo "holding on $AGENT_ID"
+      - wait
+"#;
+
+/// A cancel reaches the agent running the job: the job ends `cancelled`, its process is
+/// gone, and the agent goes on taking jobs.
+#[test]
+fn a_cancel_stops_the_job_on_its_agent() {
+    let _sleepers = Sleepers("86441");
+    let repo = Repo::new(HOLD);
+    let data = tempfile::tempdir().expect("tempdir");
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let server = serve(data.path(), &[]);
+    server.ok(&["repo", "add", "hold", &repo.url()]);
+    let token = agent_token(&server, "hold");
+    let pidfile = dirs.path().join("sleep.pid");
+    let pidfile = pidfile.to_str().expect("utf-8 path");
+    let agent = Agent::spawn(
+        &server.url,
+        &token,
+        "c1",
+        &dirs.path().join("c1"),
+        &[],
+        &[("PIDFILE", pidfile)],
+    );
+    agent.wait_line("connected", |l| l.contains("agent c1 connected"));
+    let id = trigger(&server, "hold");
+    wait_running_on(&server, id, "hold", "c1", "holding on c1");
+    let pid: i32 = std::fs::read_to_string(pidfile)
+        .expect("the job wrote its pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(!gone(pid));
+
+    let said = server.ok(&["cancel", &id.to_string()]);
+    assert!(said.contains("cancelling"), "{said}");
+    let run = wait_run(&server, id);
+    assert_eq!(run["state"], "cancelled", "{run:#}\n{}", agent.output());
+    assert_eq!(job(&run, "hold")["state"], "cancelled", "{run:#}");
+    server.wait_for("the job's process to be gone", || gone(pid).then_some(()));
+    agent.wait_line("the job cancelled", |l| l.contains("job hold: cancelled"));
+    assert!(
+        agent
+            .output()
+            .contains("cancelled on the server; stopping it"),
+        "{}",
+        agent.output()
+    );
+
+    // The agent takes the next job as usual.
+    std::fs::remove_file(pidfile).expect("remove the pid file");
+    let id = trigger(&server, "hold");
+    wait_running_on(&server, id, "hold", "c1", "holding on c1");
+    server.ok(&["cancel", &id.to_string()]);
+    assert_eq!(wait_run(&server, id)["state"], "cancelled");
 }
 
 /// (c) A network cut between one agent and the server (a TCP proxy the test drops): the
 /// job's lease expires and it runs again on another agent; when the link comes back the
 /// cut-off agent's reports for it are refused as stale, it kills its copy, and the job
 /// succeeded exactly once.
+///
+/// The cut-off agent is also stopped (SIGSTOP) for as long as the cut lasts. Left
+/// running, it would stop its copy of the job by its own clock once no heartbeat got
+/// through for a lease time to live (what an agent that stays cut off does, and
+/// rightly), so whether it came back before noticing — the case fenced here — would
+/// depend on the test's steps being quicker than that on a slow machine. Stopped, it
+/// notices nothing until the link is back: then its first heartbeat meets the server,
+/// which has moved on, however long the cut took.
 #[test]
 fn a_cut_off_agent_is_fenced_when_it_returns() {
     let _sleepers = Sleepers("86423");
@@ -342,9 +527,7 @@ fn a_cut_off_agent_is_fenced_when_it_returns() {
     a1.wait_line("connected", |l| l.contains("agent a1 connected"));
     let id = trigger(&server, "nap");
     wait_running_on(&server, id, "nap", "a1", "start on a1");
-    let copy = server.wait_for("a1's copy of the job to sleep", || {
-        processes_with_arg("86423").into_iter().next()
-    });
+    let copy = sleeper(&server, "86423");
     let _a2 = Agent::spawn(
         &server.url,
         &token,
@@ -355,21 +538,21 @@ fn a_cut_off_agent_is_fenced_when_it_returns() {
     );
 
     proxy.cut();
+    a1.signal(nix::sys::signal::Signal::SIGSTOP);
     server.wait_for("the job to run again on a2", || {
         let run = server.run(id);
         let j = job(&run, "nap");
         (j["attempt"] == 2 && j["executor"] == "a2").then_some(())
     });
+    // The link first: a request the agent had in flight is answered before it runs again.
     proxy.restore();
+    a1.signal(nix::sys::signal::Signal::SIGCONT);
 
     a1.wait_line("its lease refused as stale", |l| {
         l.contains("run ") && (l.contains("lease lost") || l.contains("refused: the lease"))
     });
     server.wait_for("a1 to kill its copy of the job", || {
-        let gone = !Path::new(&format!("/proc/{copy}")).exists()
-            || std::fs::read_to_string(format!("/proc/{copy}/stat"))
-                .is_ok_and(|s| s.contains(") Z "));
-        gone.then_some(())
+        gone(copy).then_some(())
     });
     let run = wait_run(&server, id);
     assert_eq!(run["state"], "succeeded", "{run:#}\n{}", server.output());

@@ -723,3 +723,100 @@ fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+const CACHED: &str = r#"
+name: cached
+jobs:
+  deps:
+    cache:
+      key: deps-${hash:deps.lock}
+      paths: [vendor]
+    script:
+      - if test -f vendor/lib; then echo "reused $(cat vendor/lib)"; else echo fetched; fi
+      - mkdir -p vendor && cp deps.lock vendor/lib
+"#;
+
+/// The hex sha256 of `text`.
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[test]
+fn caches_are_kept_between_runs_listed_and_cleared() {
+    let p = Project::new(CACHED);
+    p.file("deps.lock", "v1\n");
+    let key = format!("deps-{}", sha256_hex("v1\n"));
+
+    let first = p.gantry(&["run", "--backend", "local"]);
+    assert_eq!(code(&first), 0, "{}", stderr(&first));
+    let err = stderr(&first);
+    for want in [
+        format!("[deps] cache \"{key}\": not found, will be saved if the job succeeds"),
+        "[deps] fetched".to_owned(),
+        format!("[deps] cache \"{key}\": saved 1 file (3 B)"),
+    ] {
+        assert!(err.contains(&want), "{want:?} not in:\n{err}");
+    }
+    assert!(p.path().join(".gantry/cache/entries").is_dir());
+
+    let second = p.gantry(&["run", "--backend", "local"]);
+    assert_eq!(code(&second), 0, "{}", stderr(&second));
+    settings(&p).bind(|| insta::assert_snapshot!(stderr(&second)));
+
+    // From another directory, with --dir.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let dir = p.path().display().to_string();
+    let list = gantry(elsewhere.path())
+        .args(["cache", "list", "--json", "--dir", &dir])
+        .output()
+        .expect("run gantry");
+    assert_eq!(code(&list), 0, "{}", stderr(&list));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&list)).expect("JSON");
+    assert_eq!(json[0]["key"], key.as_str());
+    assert_eq!(json[0]["job"], "deps");
+    assert_eq!(
+        (json[0]["files"].as_u64(), json[0]["size"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert!(
+        json[0]["last_used_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+    let table = stdout(&p.gantry(&["cache", "list"]));
+    assert!(table.starts_with("KEY "), "{table}");
+    assert!(
+        table.contains(&key) && table.contains("3 B in 1 cache (3 B on disk"),
+        "{table}"
+    );
+
+    let off = p.gantry(&["run", "--backend", "local", "--no-cache"]);
+    let err = stderr(&off);
+    assert!(
+        err.contains("[deps] cache \"deps-${hash:deps.lock}\": caches are off for this run")
+            && err.contains("[deps] fetched"),
+        "{err}"
+    );
+
+    let unknown = p.gantry(&["cache", "clear", "nope", &key]);
+    assert_eq!(code(&unknown), 1);
+    assert_eq!(stdout(&unknown), "removed 1 cache, freed 3 B\n");
+    assert!(
+        stderr(&unknown).contains("no cache with the key \"nope\""),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_eq!(
+        stdout(&p.gantry(&["cache", "list"])),
+        "no caches in .gantry/cache yet (jobs with `cache:` save theirs when they succeed)\n"
+    );
+
+    assert_eq!(code(&p.gantry(&["run", "--backend", "local"])), 0);
+    let recent = p.gantry(&["cache", "clear", "--unused-for", "1d"]);
+    assert_eq!(stdout(&recent), "nothing removed\n");
+    let bad = p.gantry(&["cache", "clear", "--unused-for", "7"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    let all = p.gantry(&["cache", "clear"]);
+    assert_eq!(stdout(&all), "removed 1 cache, freed 3 B\n");
+}

@@ -1,11 +1,22 @@
 //! End-to-end tests of `gantry run` on Docker: a pipeline mixing host and container jobs
 //! with services, two runs of a matrix pipeline at once, `kill -9` mid-job followed by
-//! `gantry gc` or the next `gantry run`, and a daemon that is not there.
+//! `gantry gc` or the next `gantry run`, and a daemon that is not there; and agents on
+//! the Docker backend (`docker/agents.rs`).
 //!
 //! They need a running Docker daemon and the images of `cargo xtask images` (`cargo xtask
 //! test` sets both up). Leftovers are counted with the `docker` CLI by the owner label
 //! (`gantry.pid` = `<pid of gantry>@<start time>`), so parallel tests never count each
 //! other's resources.
+
+mod support;
+
+#[path = "agents/agent.rs"]
+#[allow(dead_code, reason = "the agent tests use more of the agent helper")]
+mod agent;
+
+// Agents on the Docker backend: cancel, and the sweep at an agent's start.
+#[path = "docker/agents.rs"]
+mod agents;
 
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};

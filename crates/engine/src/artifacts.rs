@@ -175,11 +175,38 @@ impl ArtifactStore {
         workspace: &Path,
         patterns: &[String],
     ) -> Result<Collected, ArtifactError> {
+        self.collect_for(Purpose::Artifacts, job, job_key, workspace, patterns)
+    }
+
+    /// [`ArtifactStore::collect`] for a job's `cache.paths`: the same matching and
+    /// storing, with warnings worded for a cache, and the manifest written as
+    /// `<job_key>.cache.json` so that it never replaces the job's artifact manifest (job
+    /// keys hold no `.`).
+    pub fn collect_cache(
+        &self,
+        job: &str,
+        job_key: &str,
+        workspace: &Path,
+        paths: &[String],
+    ) -> Result<Collected, ArtifactError> {
+        let name = format!("{job_key}.cache");
+        self.collect_for(Purpose::Cache, job, &name, workspace, paths)
+    }
+
+    fn collect_for(
+        &self,
+        purpose: Purpose,
+        job: &str,
+        job_key: &str,
+        workspace: &Path,
+        patterns: &[String],
+    ) -> Result<Collected, ArtifactError> {
         let matcher = Matcher::new(patterns)?;
         let root = workspace
             .canonicalize()
             .map_err(io("cannot resolve", workspace))?;
         let mut found = Found {
+            purpose,
             files: BTreeMap::new(),
             hits: vec![0; matcher.patterns.len()],
             warnings: Vec::new(),
@@ -199,9 +226,14 @@ impl ArtifactStore {
         let mut warnings = found.warnings;
         for (pattern, hits) in matcher.patterns.iter().zip(found.hits) {
             if hits == 0 {
-                warnings.push(format!(
-                    "warning: artifact pattern \"{pattern}\" matched no file; nothing stored for it"
-                ));
+                warnings.push(match purpose {
+                    Purpose::Artifacts => format!(
+                        "warning: artifact pattern \"{pattern}\" matched no file; nothing stored for it"
+                    ),
+                    Purpose::Cache => format!(
+                        "warning: cache path \"{pattern}\" matched no file; nothing saved for it"
+                    ),
+                });
             }
         }
         self.write_manifest(job_key, &manifest)?;
@@ -245,6 +277,26 @@ impl ArtifactStore {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Checks, without writing anything, that `manifest` can be restored from this store:
+    /// every path stays inside a workspace (relative, no `..`), every digest is 64 hex
+    /// digits and every object is present with the manifest's size. A restore of a
+    /// manifest that passed can still fail on the workspace's side (a symlink in the way),
+    /// but never because of the manifest or the store; checking first lets a caller refuse
+    /// a forged or damaged manifest whole instead of restoring part of it.
+    pub fn verify(&self, manifest: &Manifest) -> Result<(), ArtifactError> {
+        for (rel, entry) in &manifest.files {
+            if !is_plain_relative(Path::new(rel)) {
+                return Err(ArtifactError::UnsafePath(rel.clone()));
+            }
+            let object = self.object_path(&entry.digest)?;
+            match std::fs::metadata(&object) {
+                Ok(m) if m.is_file() && m.len() == entry.size => {}
+                _ => return Err(ArtifactError::MissingObject(entry.digest.clone())),
+            }
+        }
+        Ok(())
     }
 
     /// Writes a manifest's files into `workspace`, replacing files already there.
@@ -326,8 +378,27 @@ fn copy_hashing(src: &Path, dst: &Path) -> Result<(String, u64), ArtifactError> 
     Ok((hex::encode(hasher.finalize()), size))
 }
 
+/// The hex sha256 and the size of a file's content, read in blocks.
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut input = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 128 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
 /// A name for a temporary file, unique within the machine (pid + counter).
-fn temp_name() -> String {
+pub(crate) fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     format!(
         ".tmp-{}-{}",
@@ -379,7 +450,15 @@ impl Matcher {
     }
 }
 
+/// What files are collected for: the wording of warnings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Artifacts,
+    Cache,
+}
+
 struct Found {
+    purpose: Purpose,
     /// Relative path → (path to read, mode).
     files: BTreeMap<String, (PathBuf, u32)>,
     /// Files matched per pattern.
@@ -406,8 +485,12 @@ fn walk(
         let child_rel = rel.join(child.file_name());
         let Some(name) = child_rel.to_str().map(|s| s.to_owned()) else {
             found.warnings.push(format!(
-                "warning: {} is not valid UTF-8; not collected as an artifact",
-                child_rel.display()
+                "warning: {} is not valid UTF-8; {}",
+                child_rel.display(),
+                match found.purpose {
+                    Purpose::Artifacts => "not collected as an artifact",
+                    Purpose::Cache => "not saved in the cache",
+                }
             ));
             continue;
         };
@@ -426,10 +509,16 @@ fn walk(
                     found.files.insert(name, (target, mode & 0o7777));
                     found.hits[pattern] += 1;
                 }
-                _ => found.warnings.push(format!(
-                    "warning: artifact \"{name}\" is a symbolic link to a directory, to nothing, \
-                     or to outside the workspace; not collected"
-                )),
+                _ => found.warnings.push(match found.purpose {
+                    Purpose::Artifacts => format!(
+                        "warning: artifact \"{name}\" is a symbolic link to a directory, to \
+                         nothing, or to outside the workspace; not collected"
+                    ),
+                    Purpose::Cache => format!(
+                        "warning: cache file \"{name}\" is a symbolic link to a directory, to \
+                         nothing, or to outside the workspace; not saved"
+                    ),
+                }),
             }
         } else if meta.is_file() {
             found

@@ -3,15 +3,23 @@
 //!
 //! A cache entry is an artifact [`Manifest`] (workspace-relative path → content-addressed
 //! blob) saved under its resolved key. Where entries live is the [`CacheStore`]'s business:
-//! `.gantry/cache` of the project for `gantry run`, the server's blob store for agents
-//! (over the lease protocol). The job runner resolves the key, fetches the entry into the
-//! job's [`ArtifactStore`] and restores it before the script, and after a successful
-//! script collects `paths` into the job's store and hands the manifest to
-//! [`CacheStore::save`].
+//! `.gantry/cache` of the project for `gantry run` ([`DirCaches`]), the server's blob
+//! store for agents (over the lease protocol). The job runner resolves the key
+//! ([`resolve_key`]: `${hash:FILES}` over the prepared workspace), fetches the entry into
+//! an [`ArtifactStore`] of the attempt (a scratch store beside the workspace, not the
+//! run's artifact store) and restores it before the script, and after a successful
+//! script collects `paths` into that store ([`ArtifactStore::collect_cache`]) and hands
+//! the manifest to [`CacheStore::save_entry`].
 //!
 //! Entries are immutable: a key that was found is not saved again, and a save of a key
 //! that another job saved meanwhile keeps the first one. Put a content hash in the key
 //! (`deps-${hash:Cargo.lock}`) so that a changed input makes a new entry.
+
+mod dir;
+mod key;
+
+pub use dir::{CacheEntry, DirCaches, Removed};
+pub use key::{KeyError, has_hashes, resolve_key};
 
 use crate::artifacts::{ArtifactStore, Manifest};
 
@@ -38,4 +46,28 @@ pub trait CacheStore: Send + Sync + std::fmt::Debug {
         manifest: &Manifest,
         store: &ArtifactStore,
     ) -> Result<(), CacheError>;
+
+    /// [`CacheStore::save`], telling whether this call stored the entry or kept one that
+    /// was there (another job saved the key meanwhile), for the job log. A store that
+    /// cannot tell need not implement it: the default saves and answers
+    /// [`Saved::Stored`].
+    async fn save_entry(
+        &self,
+        key: &str,
+        manifest: &Manifest,
+        store: &ArtifactStore,
+    ) -> Result<Saved, CacheError> {
+        self.save(key, manifest, store)
+            .await
+            .map(|()| Saved::Stored)
+    }
+}
+
+/// What [`CacheStore::save_entry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// The entry is now the one saved.
+    Stored,
+    /// The key had an entry already; it was kept (entries are immutable).
+    Kept,
 }

@@ -3,8 +3,9 @@
 //! Each attempt: pick the backend (host, or containers for jobs with `image`, `services`,
 //! `image_build` or `deploy`) → resolve the environment (secrets from the run's secrets;
 //! `GANTRY_WORKSPACE`) → make a pristine workspace ([`crate::workspace::prepare`]) →
-//! `prepare` → `start_services` → `run_script` → collect artifacts on success →
-//! `teardown` (always, once `prepare` succeeded) → remove the workspace.
+//! restore the job's `cache` (`cache.rs`) → `prepare` → `start_services` → `run_script`
+//! → collect artifacts and save the cache on success → `teardown` (always, once
+//! `prepare` succeeded) → remove the workspace.
 //!
 //! Retries: a failed script (any outcome but success or cancel) or a service that does
 //! not come up is retried `retry` times; an infrastructure error (`Err` from the backend,
@@ -36,6 +37,8 @@ use crate::event::{JobIndex, JobStatus, RunEvent};
 use crate::mask::Masker;
 use crate::source::Source;
 use crate::workspace;
+
+mod cache;
 
 /// Everything the jobs of one run share. Immutable once the run starts.
 pub(crate) struct RunContext {
@@ -227,12 +230,33 @@ impl Runner<'_> {
             Err(e) => return Attempt::Infra(format!("workspace preparation panicked: {e}")),
         }
 
+        let cache = self.restore_cache(&workspace_dir).await;
+        let result = self
+            .in_workspace(backend, &spec, &workspace_dir, cache.as_ref(), cancel)
+            .await;
+        if let Some(cache) = cache {
+            self.end_cache(cache).await;
+        }
+        result
+    }
+
+    /// From the backend's `prepare` to the workspace's removal, once the workspace is
+    /// ready.
+    async fn in_workspace(
+        &self,
+        backend: &Arc<dyn Backend>,
+        spec: &JobSpec,
+        workspace_dir: &std::path::Path,
+        cache: Option<&cache::CacheRun>,
+        cancel: &CancellationToken,
+    ) -> Attempt {
+        let ctx = self.ctx;
         let (sink, mut rx) = LogSink::channel();
-        let env = match self.drive(&mut rx, backend.prepare(&spec)).await {
+        let env = match self.drive(&mut rx, backend.prepare(spec)).await {
             Ok(env) => env,
             Err(e) => {
                 self.flush(&mut rx);
-                self.remove_workspace(&workspace_dir).await;
+                self.remove_workspace(workspace_dir).await;
                 return match e {
                     BackendError::Unsupported { .. } => Attempt::Fatal(e.to_string()),
                     e => Attempt::Infra(chain(&e)),
@@ -240,7 +264,9 @@ impl Runner<'_> {
             }
         };
         let mut env: Box<dyn JobEnv> = env;
-        let result = self.use_env(&mut *env, &spec, &sink, &mut rx, cancel).await;
+        let result = self
+            .use_env(&mut *env, spec, cache, &sink, &mut rx, cancel)
+            .await;
         // Teardown runs whatever happened above, including cancel and timeout.
         if let Err(e) = self.drive(&mut rx, env.teardown()).await {
             self.system(format!("warning: teardown failed: {}", chain(&e)));
@@ -248,16 +274,17 @@ impl Runner<'_> {
         drop(sink);
         self.flush(&mut rx);
         if !ctx.keep_workspaces {
-            self.remove_workspace(&workspace_dir).await;
+            self.remove_workspace(workspace_dir).await;
         }
         result
     }
 
-    /// Services, script and artifacts, once the backend prepared the job's place.
+    /// Services, script, artifacts and cache, once the backend prepared the job's place.
     async fn use_env(
         &self,
         env: &mut dyn JobEnv,
         spec: &JobSpec,
+        cache: Option<&cache::CacheRun>,
         sink: &LogSink,
         rx: &mut UnboundedReceiver<LogLine>,
         cancel: &CancellationToken,
@@ -286,12 +313,21 @@ impl Runner<'_> {
             Err(e) => return Attempt::Infra(chain(&e)),
         };
         if !outcome.is_success() {
+            if let Some(cache) = cache {
+                self.save_cache(cache, &outcome, &spec.workspace_dir).await;
+            }
             return Attempt::Ran(outcome, None);
         }
-        match self.collect(&spec.workspace_dir).await {
-            Ok(manifest) => Attempt::Ran(outcome, manifest),
-            Err(message) => Attempt::Infra(message),
+        let manifest = match self.collect(&spec.workspace_dir).await {
+            Ok(manifest) => manifest,
+            Err(message) => return Attempt::Infra(message),
+        };
+        // After the artifacts: a slow or failing cache save never costs the job its
+        // artifacts, and a job whose artifacts cannot be stored saves no cache.
+        if let Some(cache) = cache {
+            self.save_cache(cache, &outcome, &spec.workspace_dir).await;
         }
+        Attempt::Ran(outcome, manifest)
     }
 
     async fn collect(&self, workspace_dir: &std::path::Path) -> Result<Option<Manifest>, String> {

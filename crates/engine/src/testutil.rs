@@ -99,6 +99,13 @@ impl JobB {
         });
         self
     }
+    pub fn cache(mut self, key: &str, paths: &[&str]) -> JobB {
+        self.job.cache = Some(gantry_pipeline::Cache {
+            key: key.to_owned(),
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        });
+        self
+    }
     pub fn artifacts(mut self, patterns: &[&str]) -> JobB {
         self.job.artifacts = patterns.iter().map(|p| p.to_string()).collect();
         self
@@ -194,6 +201,8 @@ pub struct Opts {
     pub host_only: bool,
     /// Cancel the run once this job's script has started.
     pub cancel_after_start_of: Option<String>,
+    /// Where `cache:` entries live (`None`: caches off).
+    pub caches: Option<Arc<dyn crate::cache::CacheStore>>,
 }
 
 impl Default for Opts {
@@ -205,6 +214,7 @@ impl Default for Opts {
             keep_workspaces: false,
             host_only: false,
             cancel_after_start_of: None,
+            caches: None,
         }
     }
 }
@@ -243,7 +253,7 @@ pub async fn run_with(plan: &Plan, opts: Opts) -> Ran {
         fail_fast: opts.fail_fast,
         secrets: opts.secrets,
         keep_workspaces: opts.keep_workspaces,
-        caches: None,
+        caches: opts.caches,
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cancel = CancellationToken::new();

@@ -4,20 +4,25 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `POST {AGENT_API}/hello` | [`ExecutorInfo`] | [`ServerHello`] |
+//! | `POST {AGENT_API}/hello` | [`AgentHello`] | [`ServerHello`] |
 //! | `POST {AGENT_API}/lease` | [`LeaseRequest`] | `200` [`Lease`](crate::Lease), `204` none came |
 //! | `POST {AGENT_API}/leases/{lease}/heartbeat` | — | [`LeaseState`](crate::LeaseState) |
 //! | `POST {AGENT_API}/leases/{lease}/logs` | [`LogChunk`](crate::LogChunk) | `204` |
 //! | `PUT {AGENT_API}/leases/{lease}/artifacts/{sha256}` | the blob | `204` |
 //! | `GET {AGENT_API}/leases/{lease}/artifacts/{sha256}` | — | the blob |
+//! | `GET {AGENT_API}/leases/{lease}/caches/{key}` | — | `200` a [`Manifest`](gantry_engine::artifacts::Manifest), `204` no entry |
+//! | `PUT {AGENT_API}/leases/{lease}/caches/{key}` | a [`Manifest`](gantry_engine::artifacts::Manifest) | `201` saved, `200` an entry was there and is kept |
 //! | `POST {AGENT_API}/leases/{lease}/finish` | [`Finish`](crate::Finish) | `204` |
+//!
+//! A cache key is one percent-encoded path segment (`/` becomes `%2F`), checked by
+//! [`check_cache_key`] on both sides.
 //!
 //! Both sides use these types, so the server and the agent cannot disagree on a field
 //! name or a status code.
 
 use serde::{Deserialize, Serialize};
 
-use crate::lease::{ExecutorInfo, LeaseError, PROTOCOL_VERSION};
+use crate::lease::{ExecutorInfo, LeaseError, LeaseId, PROTOCOL_VERSION};
 
 /// Where the agent routes live on a server.
 pub const AGENT_API: &str = "/api/agent/v1";
@@ -29,6 +34,49 @@ pub const MAX_LEASE_WAIT_MS: u64 = 30_000;
 /// The gantry version these types were built with (server and agent are the same
 /// binary, so this is also the version of whoever sends them).
 pub const GANTRY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Longest cache key, in bytes. Keys are names (`deps-` and a hash), not data; a longer
+/// one is a mistake in the pipeline.
+pub const MAX_CACHE_KEY_BYTES: usize = 512;
+
+/// Checks a resolved cache key: not empty, at most [`MAX_CACHE_KEY_BYTES`], no control
+/// characters (it is shown in logs and tables).
+pub fn check_cache_key(key: &str) -> Result<(), LeaseError> {
+    if key.trim().is_empty() {
+        return Err(LeaseError::Invalid("the cache key is empty".into()));
+    }
+    if key.len() > MAX_CACHE_KEY_BYTES {
+        return Err(LeaseError::Invalid(format!(
+            "the cache key is {} bytes long; at most {MAX_CACHE_KEY_BYTES} are allowed (put \
+             a hash of the inputs in it, not the inputs)",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(LeaseError::Invalid(format!(
+            "the cache key {:?} contains control characters",
+            key.chars().take(100).collect::<String>()
+        )));
+    }
+    Ok(())
+}
+
+/// Body of `POST {AGENT_API}/hello`: who the agent is (the fields of [`ExecutorInfo`],
+/// at the top level) and what an earlier run of it left unfinished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentHello {
+    /// Who it is.
+    #[serde(flatten)]
+    pub executor: ExecutorInfo,
+    /// Leases an earlier run of this agent (the same work directory) still held when it
+    /// ended — it was killed, or stopped while jobs ran — from its own records. The
+    /// server expires at once those that are still current and held under this agent's
+    /// name and token, instead of waiting out their time to live: their jobs run again
+    /// as a new attempt. Only the agent that was handed a lease knows its id, so no
+    /// other agent's leases can be named here, whatever its name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub abandoned: Vec<LeaseId>,
+}
 
 /// The server's answer to `hello`: what it speaks and the limits it enforces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +93,9 @@ pub struct ServerHello {
     pub max_artifact_bytes: u64,
     /// Largest log batch (the JSON body of one `logs` call) the server accepts, in bytes.
     pub max_log_batch_bytes: u64,
+    /// How many of the hello's [`AgentHello::abandoned`] leases the server expired now.
+    #[serde(default)]
+    pub expired_leases: u32,
 }
 
 /// Body of `POST {AGENT_API}/lease`.
@@ -275,6 +326,20 @@ mod tests {
     }
 
     #[test]
+    fn cache_keys() {
+        let check = |key: &str, ok: bool| {
+            assert_eq!(check_cache_key(key).is_ok(), ok, "{key:?}");
+        };
+        check("deps-0123abcd", true);
+        check("a/b c:é", true);
+        check(&"k".repeat(MAX_CACHE_KEY_BYTES), true);
+        check(&"k".repeat(MAX_CACHE_KEY_BYTES + 1), false);
+        check("", false);
+        check("  ", false);
+        check("line\nbreak", false);
+    }
+
+    #[test]
     fn incompatible_names_both_versions() {
         let e = LeaseError::incompatible(2);
         assert_eq!(
@@ -283,6 +348,37 @@ mod tests {
                 "agent speaks protocol 2; this server speaks protocol {PROTOCOL_VERSION} \
                  (gantry {GANTRY_VERSION}) — run an agent of the same gantry version"
             )
+        );
+    }
+
+    #[test]
+    fn a_hello_is_executor_info_plus_what_an_earlier_run_left() {
+        let info = ExecutorInfo {
+            name: "build-2".into(),
+            labels: [("os".to_owned(), "linux".to_owned())].into(),
+            capacity: 2,
+            protocol: PROTOCOL_VERSION,
+        };
+        let bare = serde_json::to_value(&info).expect("encode");
+        let hello: AgentHello = serde_json::from_value(bare.clone()).expect("decode");
+        assert_eq!(
+            hello,
+            AgentHello {
+                executor: info.clone(),
+                abandoned: Vec::new()
+            }
+        );
+        assert_eq!(serde_json::to_value(&hello).expect("encode"), bare);
+        let with = AgentHello {
+            executor: info,
+            abandoned: vec![LeaseId("9f86d081".into())],
+        };
+        let json = serde_json::to_value(&with).expect("encode");
+        assert_eq!(json["name"], "build-2");
+        assert_eq!(json["abandoned"], serde_json::json!(["9f86d081"]));
+        assert_eq!(
+            serde_json::from_value::<AgentHello>(json).expect("decode"),
+            with
         );
     }
 }

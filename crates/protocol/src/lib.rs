@@ -8,8 +8,9 @@
 //! the executor must then stop and clean up that job.
 //!
 //! Remote agents reach the same interface over HTTP; the routes, bodies and the mapping of
-//! errors to status codes are in this crate too (`http.rs`: [`AGENT_API`], [`ServerHello`],
-//! [`LeaseRequest`], [`ErrorBody`]), so the server and the agent's client share them.
+//! errors to status codes are in this crate too (`http.rs`: [`AGENT_API`], [`AgentHello`],
+//! [`ServerHello`], [`LeaseRequest`], [`ErrorBody`]), so the server and the agent's client
+//! share them.
 //!
 //! Everything here is a wire type (serde), and nothing here does IO.
 

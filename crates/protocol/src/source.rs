@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use gantry_engine::artifacts::Manifest;
+
 use crate::lease::{ExecutorInfo, Finish, Lease, LeaseError, LeaseId, LeaseState, LogChunk};
 
 /// Where executors get work and report it. Implemented by the server in-process
@@ -23,13 +25,32 @@ pub trait JobSource: Send + Sync {
         digest: &str,
         path: &Path,
     ) -> Result<(), LeaseError>;
-    /// Fetches one artifact blob of the lease's run into `dest`.
+    /// Fetches one blob into `dest`: an artifact of the lease's run, or a file of a cache
+    /// entry of the lease's repository.
     async fn get_artifact(
         &self,
         lease: &LeaseId,
         digest: &str,
         dest: &Path,
     ) -> Result<(), LeaseError>;
+    /// The cache entry saved under `key` for the lease's repository (`cache: { key,
+    /// paths }`), if there is one; its blobs are fetched with
+    /// [`JobSource::get_artifact`]. Marks the entry used (caches are evicted least
+    /// recently used first).
+    async fn get_cache(&self, lease: &LeaseId, key: &str) -> Result<Option<Manifest>, LeaseError>;
+    /// Saves `manifest` under `key` for the lease's repository; every blob it names was
+    /// sent with [`JobSource::put_artifact`] first. `true` when it was saved; `false`
+    /// when `key` already had an entry, which is kept (the first writer wins; not an
+    /// error). Refused with
+    /// `Invalid` for an empty or overlong key, a path that leaves the workspace or a blob
+    /// the server does not have, `TooLarge` for an entry over the server's cache size,
+    /// and `Stale` like every report.
+    async fn put_cache(
+        &self,
+        lease: &LeaseId,
+        key: &str,
+        manifest: Manifest,
+    ) -> Result<bool, LeaseError>;
     /// Ends the lease with the job's result. Refused with `Stale` if the lease is gone.
     async fn finish(&self, lease: &LeaseId, finish: Finish) -> Result<(), LeaseError>;
 }

@@ -124,6 +124,47 @@ impl BlobStore {
         result
     }
 
+    /// The size of blob `digest`, or `None` when there is no such blob.
+    pub fn size(&self, digest: &str) -> Option<u64> {
+        let path = self.path(digest).ok()?;
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+    }
+
+    /// Marks blob `digest` as just written, as an upload of it would: a blob found in
+    /// the store instead of uploaded again is as young as an upload (see
+    /// [`BlobStore::remove_unused`]). Best effort.
+    pub fn touch(&self, digest: &str) {
+        if let Ok(path) = self.path(digest)
+            && let Ok(file) = std::fs::File::open(path)
+        {
+            let _ = file.set_modified(std::time::SystemTime::now());
+        }
+    }
+
+    /// Deletes blob `digest` if it was last written (or [touched](BlobStore::touch))
+    /// longer than `grace` ago; returns whether it did. The caller has checked that
+    /// nothing names it; the grace keeps blobs of uploads whose manifest is on its way.
+    pub fn remove_unused(&self, digest: &str, grace: std::time::Duration) -> io::Result<bool> {
+        let path = self.path(digest).map_err(io::Error::other)?;
+        let modified = match std::fs::metadata(&path) {
+            Ok(m) => m.modified()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let age = modified.elapsed().unwrap_or_default();
+        if age < grace {
+            return Ok(false);
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The size limit of one blob, in bytes.
     pub fn limit(&self) -> u64 {
         self.limit

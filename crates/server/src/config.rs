@@ -33,6 +33,13 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Largest artifact blob an executor may upload, in bytes.
     pub max_artifact_bytes: u64,
+    /// Most bytes the pipeline caches of all repositories may take together (the sum of
+    /// their entries' sizes); past it, the least recently used entries are evicted.
+    pub cache_max_bytes: u64,
+    /// A blob no artifact or cache entry names is deleted with the entry that named it
+    /// only once it is this old: younger ones may belong to an upload whose manifest has
+    /// not arrived yet (a job's artifacts, another job's cache).
+    pub blob_grace: Duration,
     /// Largest log batch (the JSON body of one agent `logs` call) an agent may send, in
     /// bytes; agent calls other than artifact uploads are limited to the larger of this
     /// and `max_body_bytes`.
@@ -50,7 +57,8 @@ pub type SmtpConfig = SmtpSettings;
 
 impl ServerConfig {
     /// Defaults for a data directory: listen on `127.0.0.1:8080`, SQLite, anonymous read
-    /// off, poll every 5 minutes, 30 s leases, 3 attempts, 10 MiB bodies, 1 GiB artifacts, 8 MiB log batches.
+    /// off, poll every 5 minutes, 30 s leases, 3 attempts, 10 MiB bodies, 1 GiB artifacts,
+    /// 10 GiB of caches (blobs kept an hour after their last use), 8 MiB log batches.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             data_dir: data_dir.into(),
@@ -64,6 +72,8 @@ impl ServerConfig {
             smtp: None,
             max_body_bytes: 10 * 1024 * 1024,
             max_artifact_bytes: 1024 * 1024 * 1024,
+            cache_max_bytes: 10 * 1024 * 1024 * 1024,
+            blob_grace: Duration::from_secs(3600),
             max_log_batch_bytes: 8 * 1024 * 1024,
             background_loops: true,
         }

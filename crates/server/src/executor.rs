@@ -15,7 +15,8 @@
 //! - Log batches carry a sequence number per lease, so a batch resent after a timeout is
 //!   stored once.
 //! - Artifact blobs are verified against their digest on upload; a finish whose manifest
-//!   names a blob the server does not have ends the job errored.
+//!   names a blob the server does not have ends the job errored. A lease may fetch the
+//!   blobs of its run's artifacts and of its repository's caches ([`crate::caches`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -247,9 +248,10 @@ impl ServerJobSource {
         }
     }
 
-    /// Checks that blob `digest` is an artifact of the run `job` belongs to: a lease is
-    /// not a key to every artifact.
-    pub(crate) async fn check_artifact_of_run(
+    /// Checks that blob `digest` is one the lease of `job` may fetch: an artifact of its
+    /// run, or a file of a cache entry of its repository. A lease is not a key to every
+    /// blob.
+    pub(crate) async fn check_blob_access(
         &self,
         job: &Job,
         digest: &str,
@@ -260,27 +262,44 @@ impl ServerJobSource {
             .artifacts(job.run_id)
             .await
             .map_err(unavailable)?;
-        let known = rows.iter().any(|r| r.digest == digest) || {
-            let jobs = self
-                .state
-                .store
-                .jobs(job.run_id)
-                .await
-                .map_err(unavailable)?;
-            jobs.iter().any(|j| {
-                j.manifest_json
-                    .as_deref()
-                    .is_some_and(|m| m.contains(digest))
-            })
-        };
-        if known {
-            Ok(())
-        } else {
-            Err(LeaseError::Invalid(format!(
-                "blob {digest} is not an artifact of run {}",
-                job.run_id
-            )))
+        if rows.iter().any(|r| r.digest == digest) {
+            return Ok(());
         }
+        let jobs = self
+            .state
+            .store
+            .jobs(job.run_id)
+            .await
+            .map_err(unavailable)?;
+        let in_manifest = jobs.iter().any(|j| {
+            j.manifest_json
+                .as_deref()
+                .is_some_and(|m| m.contains(digest))
+        });
+        if in_manifest {
+            return Ok(());
+        }
+        let repo = self
+            .state
+            .store
+            .run(job.run_id)
+            .await
+            .map_err(unavailable)?
+            .repo;
+        if self
+            .state
+            .store
+            .cache_has_blob(&repo, digest)
+            .await
+            .map_err(unavailable)?
+        {
+            return Ok(());
+        }
+        Err(LeaseError::Invalid(format!(
+            "blob {digest} is neither an artifact of run {} nor a file of a cache of \
+             repository {repo}",
+            job.run_id
+        )))
     }
 }
 
@@ -354,6 +373,9 @@ impl JobSource for ServerJobSource {
     ) -> Result<(), LeaseError> {
         self.current(lease).await?;
         if self.state.blobs.contains(digest) {
+            // As young as an upload: a cache eviction now must not take it away before
+            // the manifest naming it arrives.
+            self.state.blobs.touch(digest);
             return Ok(());
         }
         self.state
@@ -374,7 +396,7 @@ impl JobSource for ServerJobSource {
         dest: &Path,
     ) -> Result<(), LeaseError> {
         let job = self.current(lease).await?;
-        self.check_artifact_of_run(&job, digest).await?;
+        self.check_blob_access(&job, digest).await?;
         self.state
             .blobs
             .get_file(digest, dest)
@@ -383,6 +405,21 @@ impl JobSource for ServerJobSource {
                 BlobError::Io(e) => LeaseError::Unavailable(e.to_string()),
                 e => LeaseError::Invalid(e.to_string()),
             })
+    }
+
+    async fn get_cache(&self, lease: &LeaseId, key: &str) -> Result<Option<Manifest>, LeaseError> {
+        let job = self.current(lease).await?;
+        crate::caches::get(&self.state, &job, key).await
+    }
+
+    async fn put_cache(
+        &self,
+        lease: &LeaseId,
+        key: &str,
+        manifest: Manifest,
+    ) -> Result<bool, LeaseError> {
+        let job = self.current(lease).await?;
+        crate::caches::put(&self.state, &job, key, &manifest).await
     }
 
     async fn finish(&self, lease: &LeaseId, finish: Finish) -> Result<(), LeaseError> {

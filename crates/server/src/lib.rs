@@ -6,7 +6,8 @@
 //!
 //! Map: [`server`] starts and stops everything; [`runs`] creates runs; [`scheduler`]
 //! decides jobs ([`approvals`] holds some for a person); [`executor`] hands them out (to remote agents through [`api::agent`]) and
-//! [`agents`] keeps track of who is online; [`logs`] and [`blobs`] keep the files;
+//! [`agents`] keeps track of who is online; [`logs`] and [`blobs`] keep the files, and
+//! [`caches`] the pipeline caches made of blobs;
 //! [`api`] is the HTTP surface; [`loops`] polls, fires schedules and expires leases;
 //! [`git`], [`triggers`], [`notify`] and [`metrics`] are the building blocks they use.
 //!
@@ -20,6 +21,7 @@ pub mod api;
 pub mod approvals;
 pub mod auth;
 pub mod blobs;
+pub mod caches;
 pub mod config;
 pub mod executor;
 pub mod finish;

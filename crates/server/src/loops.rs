@@ -301,6 +301,25 @@ pub async fn expire(
     state: &State,
     executor: Option<&str>,
 ) -> Result<usize, gantry_store::StoreError> {
+    expire_because(state, executor, &std::collections::BTreeSet::new()).await
+}
+
+/// [`expire`], called right after the leases of `restarted` (jobs as run id and plan
+/// index) were made overdue because their agent, started again, said at hello that an
+/// earlier run of it had left them: their logs say so ("agent build-2 was lost (it
+/// restarted) during attempt 1; …").
+pub async fn expire_restarted(
+    state: &State,
+    restarted: &std::collections::BTreeSet<(i64, i64)>,
+) -> Result<usize, gantry_store::StoreError> {
+    expire_because(state, None, restarted).await
+}
+
+async fn expire_because(
+    state: &State,
+    executor: Option<&str>,
+    restarted: &std::collections::BTreeSet<(i64, i64)>,
+) -> Result<usize, gantry_store::StoreError> {
     let now = now_ms();
     let expired = state
         .store
@@ -315,6 +334,11 @@ pub async fn expire(
     };
     for e in &expired {
         state.agents.release_job((e.job.run_id, e.job.idx), now);
+        let why = if restarted.contains(&(e.job.run_id, e.job.idx)) {
+            "it restarted"
+        } else {
+            why
+        };
         let who = if e.executor == crate::server::BUILTIN_EXECUTOR {
             format!("executor {}", e.executor)
         } else {

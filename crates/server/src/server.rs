@@ -171,5 +171,9 @@ impl Server {
 pub async fn recover(state: &State) -> Result<(), StoreError> {
     crate::loops::expire(state, Some(BUILTIN_EXECUTOR)).await?;
     crate::scheduler::advance_all(state).await?;
+    // A smaller `--cache-max-size` than last time takes effect at once.
+    if let Err(e) = crate::caches::evict(state).await {
+        tracing::warn!("cannot evict caches: {e}");
+    }
     Ok(())
 }

@@ -729,3 +729,135 @@ async fn a_job_no_online_agent_can_take_says_so_until_one_comes() {
     assert_eq!(status, StatusCode::OK, "{lease}");
     assert_eq!(lease["job_key"], "train");
 }
+
+const TRIO: &str = "\
+jobs:
+  a:
+    script: [a]
+  b:
+    script: [b]
+  c:
+    script: [c]
+";
+
+/// An agent started again in its work directory names, at hello, the leases its killed
+/// run held: the server expires exactly those at once (no waiting out the ttl), and the
+/// job's log says why. Leases of another agent — even one of the same name and token,
+/// and one of another name under another token — are untouched, as are leases that are
+/// no longer current or that nobody holds.
+#[tokio::test]
+async fn a_restarted_agent_gives_up_the_leases_its_earlier_run_left() {
+    let f = Fixture::with(TRIO, |c| {
+        c.lease_ttl = std::time::Duration::from_secs(3600);
+    })
+    .await;
+    let pool = f.agent_token("pool").await;
+    let other = f.agent_token("other").await;
+    let id = f.trigger(json!({})).await["id"].as_i64().unwrap();
+    let lease_id = |lease: Option<Value>| lease.unwrap()["id"].as_str().unwrap().to_owned();
+    // build-1 holds a; a second agent that is also called build-1 (another machine, the
+    // same token) holds b; build-2 holds c under another token.
+    let first = lease_id(f.http_lease(&pool, "build-1").await);
+    let twin = lease_id(f.http_lease(&pool, "build-1").await);
+    let third = lease_id(f.http_lease(&other, "build-2").await);
+    let states = || async {
+        f.jobs(id)
+            .await
+            .iter()
+            .map(|j| (j.key.clone(), j.state, j.attempt))
+            .collect::<Vec<_>>()
+    };
+    let running = vec![
+        ("a".to_owned(), JobState::Running, 1),
+        ("b".to_owned(), JobState::Running, 1),
+        ("c".to_owned(), JobState::Running, 1),
+    ];
+    assert_eq!(states().await, running);
+    let fx = &f;
+    let hello = |token: &str, name: &str, abandoned: Value| {
+        let mut body = info(name);
+        body["abandoned"] = abandoned;
+        let token = token.to_owned();
+        async move {
+            fx.call_as(Some(&token), "POST", "/api/agent/v1/hello", Some(body))
+                .await
+        }
+    };
+
+    // Not the caller's: leases taken under another token, one nobody holds, one held
+    // under another name.
+    for (token, name, abandoned) in [
+        (&pool, "build-2", json!([third])),
+        (&other, "build-1", json!([first])),
+        (&pool, "build-1", json!([third, "0123abcd"])),
+        (&pool, "build-9", json!([twin])),
+    ] {
+        let (status, v) = hello(token, name, abandoned.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["expired_leases"], 0, "{name} {abandoned}: {v}");
+    }
+    assert_eq!(states().await, running);
+
+    // build-1, started again, names what its killed run held: only that lease expires.
+    let (status, v) = hello(&pool, "build-1", json!([first, third])).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["expired_leases"], 1, "{v}");
+    assert_eq!(
+        states().await,
+        vec![
+            ("a".to_owned(), JobState::Queued, 1),
+            ("b".to_owned(), JobState::Running, 1),
+            ("c".to_owned(), JobState::Running, 1),
+        ]
+    );
+    let log = f.server.state().logs.read_from(id, "a", 0).await.unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(
+        log.contains(
+            "agent build-1 was lost (it restarted) during attempt 1; the job is queued again \
+             for attempt 2"
+        ),
+        "{log}"
+    );
+    let (status, state) = f
+        .call_as(
+            Some(&pool),
+            "POST",
+            &format!("/api/agent/v1/leases/{first}/heartbeat"),
+            None,
+        )
+        .await;
+    assert_eq!((status, state), (StatusCode::OK, json!("lost")));
+    for lease in [&twin, &third] {
+        let token = if lease == &third { &other } else { &pool };
+        let (status, state) = f
+            .call_as(
+                Some(token),
+                "POST",
+                &format!("/api/agent/v1/leases/{lease}/heartbeat"),
+                None,
+            )
+            .await;
+        assert_eq!((status, state), (StatusCode::OK, json!("ok")), "{lease}");
+    }
+    // Said again (the answer to the first hello was lost), it changes nothing more.
+    let (status, v) = hello(&pool, "build-1", json!([first])).await;
+    assert_eq!(
+        (status, v["expired_leases"].clone()),
+        (StatusCode::OK, json!(0))
+    );
+    let again = f.http_lease(&pool, "build-1").await.unwrap();
+    assert_eq!(
+        (again["job_key"].clone(), again["attempt"].clone()),
+        (json!("a"), json!(2))
+    );
+
+    // A hello naming more leases than any agent holds is refused.
+    let many: Vec<String> = (0..2000).map(|i| format!("{i:08x}")).collect();
+    refused(
+        hello(&pool, "build-1", json!(many)).await,
+        StatusCode::BAD_REQUEST,
+        "invalid",
+        "abandoned leases",
+    );
+}

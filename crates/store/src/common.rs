@@ -49,6 +49,23 @@ macro_rules! token_cols {
     };
 }
 
+/// The columns of a [`CacheEntry`](crate::CacheEntry) but its repository's name, for
+/// `RETURNING` (which SQLite only lets name the table's own columns, unqualified).
+macro_rules! cache_cols {
+    () => {
+        "id, cache_key, manifest_json, files, size, run_id, created_at, last_used_at"
+    };
+}
+
+/// The columns of a [`CacheEntry`](crate::CacheEntry) in `caches c`, with its
+/// repository's name (a subquery, so that a row lock takes only the entry).
+macro_rules! cache_select {
+    () => {
+        "SELECT c.id, c.cache_key, c.manifest_json, c.files, c.size, c.run_id, c.created_at, \
+         c.last_used_at, (SELECT name FROM repos WHERE id = c.repo_id) AS repo_name FROM caches c"
+    };
+}
+
 /// The columns of a [`User`](crate::User).
 macro_rules! user_cols {
     () => {
@@ -172,6 +189,24 @@ macro_rules! impl_store {
                 hash: get(row, "hash")?,
                 created_at: get(row, "created_at")?,
                 revoked_at: get(row, "revoked_at")?,
+            })
+        }
+
+        /// A cache entry of repository `repo` (`None`: the row's `repo_name`).
+        fn cache_row(row: &DbRow, repo: Option<&str>) -> Result<CacheEntry, StoreError> {
+            Ok(CacheEntry {
+                id: get(row, "id")?,
+                repo: match repo {
+                    Some(name) => name.to_owned(),
+                    None => get(row, "repo_name")?,
+                },
+                key: get(row, "cache_key")?,
+                manifest_json: get(row, "manifest_json")?,
+                files: get(row, "files")?,
+                size: get(row, "size")?,
+                run_id: get(row, "run_id")?,
+                created_at: get(row, "created_at")?,
+                last_used_at: get(row, "last_used_at")?,
             })
         }
 
@@ -1013,6 +1048,185 @@ macro_rules! impl_store {
                     .collect()
             }
 
+            async fn save_cache(
+                &self,
+                entry: &NewCacheEntry,
+                now: Millis,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.write().await?;
+                let repo_id: i64 = sqlx::query_scalar("SELECT id FROM repos WHERE name = $1")
+                    .bind(&entry.repo)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::codec::db)?
+                    .ok_or_else(|| StoreError::NotFound(format!("repository {}", entry.repo)))?;
+                // First writer wins: a key that has an entry keeps it.
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO caches (repo_id, cache_key, manifest_json, files, size, run_id, \
+                     created_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+                     ON CONFLICT (repo_id, cache_key) DO NOTHING RETURNING id",
+                )
+                .bind(repo_id)
+                .bind(&entry.key)
+                .bind(&entry.manifest_json)
+                .bind(entry.files)
+                .bind(entry.size)
+                .bind(entry.run_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(|e| $crate::codec::constraint(e, "cache entry", &format!("run {:?}", entry.run_id)))?;
+                let Some(id) = id else {
+                    tx.commit().await.map_err($crate::codec::db)?;
+                    return Ok(false);
+                };
+                let digests: std::collections::BTreeSet<&String> = entry.digests.iter().collect();
+                for digest in digests {
+                    sqlx::query("INSERT INTO cache_blobs (cache_id, digest) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(digest)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::codec::db)?;
+                }
+                tx.commit().await.map_err($crate::codec::db)?;
+                Ok(true)
+            }
+
+            async fn use_cache(
+                &self,
+                repo: &str,
+                key: &str,
+                now: Millis,
+            ) -> Result<Option<CacheEntry>, StoreError> {
+                let row = sqlx::query(concat!(
+                    "UPDATE caches SET last_used_at = $3 \
+                     WHERE repo_id = (SELECT id FROM repos WHERE name = $1) AND cache_key = $2 \
+                     RETURNING ",
+                    $crate::common::cache_cols!()
+                ))
+                .bind(repo)
+                .bind(key)
+                .bind(now)
+                .fetch_optional(self.write_pool())
+                .await
+                .map_err($crate::codec::db)?;
+                row.as_ref().map(|r| cache_row(r, Some(repo))).transpose()
+            }
+
+            async fn list_caches(
+                &self,
+                repo: Option<&str>,
+            ) -> Result<Vec<CacheEntry>, StoreError> {
+                let rows = sqlx::query(concat!(
+                    $crate::common::cache_select!(),
+                    " WHERE $1 IS NULL \
+                     OR c.repo_id = (SELECT id FROM repos WHERE name = $1) \
+                     ORDER BY c.last_used_at DESC, c.id DESC"
+                ))
+                .bind(repo)
+                .fetch_all(self.read())
+                .await
+                .map_err($crate::codec::db)?;
+                rows.iter().map(|r| cache_row(r, None)).collect()
+            }
+
+            async fn delete_caches(
+                &self,
+                repo: &str,
+                key: Option<&str>,
+            ) -> Result<Vec<CacheEntry>, StoreError> {
+                let mut tx = self.write().await?;
+                let repo_id: i64 = sqlx::query_scalar("SELECT id FROM repos WHERE name = $1")
+                    .bind(repo)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::codec::db)?
+                    .ok_or_else(|| StoreError::NotFound(format!("repository {repo}")))?;
+                let rows = sqlx::query(concat!(
+                    "DELETE FROM caches WHERE repo_id = $1 \
+                     AND ($2 IS NULL OR cache_key = $2) RETURNING ",
+                    $crate::common::cache_cols!()
+                ))
+                .bind(repo_id)
+                .bind(key)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::codec::db)?;
+                tx.commit().await.map_err($crate::codec::db)?;
+                rows.iter().map(|r| cache_row(r, Some(repo))).collect()
+            }
+
+            async fn evict_caches(&self, max_bytes: i64) -> Result<Vec<CacheEntry>, StoreError> {
+                let mut tx = self.write().await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    concat!(
+                        $crate::common::cache_select!(),
+                        " ORDER BY c.last_used_at, c.id{}"
+                    ),
+                    Self::FOR_UPDATE
+                )))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::codec::db)?;
+                let entries = rows
+                    .iter()
+                    .map(|r| cache_row(r, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut total: i64 = entries.iter().map(|e| e.size).sum();
+                let mut evicted = Vec::new();
+                for entry in entries {
+                    if total <= max_bytes {
+                        break;
+                    }
+                    sqlx::query("DELETE FROM caches WHERE id = $1")
+                        .bind(entry.id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::codec::db)?;
+                    total -= entry.size;
+                    evicted.push(entry);
+                }
+                tx.commit().await.map_err($crate::codec::db)?;
+                Ok(evicted)
+            }
+
+            async fn cache_has_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError> {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT b.cache_id FROM cache_blobs b JOIN caches c ON c.id = b.cache_id \
+                     WHERE b.digest = $2 AND c.repo_id = (SELECT id FROM repos WHERE name = $1) \
+                     LIMIT 1",
+                )
+                .bind(repo)
+                .bind(digest)
+                .fetch_optional(self.read())
+                .await
+                .map_err($crate::codec::db)?;
+                Ok(found.is_some())
+            }
+
+            async fn blobs_in_use(
+                &self,
+                digests: &[String],
+            ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+                let mut used = std::collections::BTreeSet::new();
+                for digest in digests {
+                    // Each side answered from its digest index.
+                    let named: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM artifacts WHERE digest = $1) \
+                         OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = $1)",
+                    )
+                    .bind(digest)
+                    .fetch_one(self.read())
+                    .await
+                    .map_err($crate::codec::db)?;
+                    if named {
+                        used.insert(digest.clone());
+                    }
+                }
+                Ok(used)
+            }
+
             async fn create_token(
                 &self,
                 name: &str,
@@ -1224,5 +1438,6 @@ macro_rules! impl_store {
 }
 
 pub(crate) use {
-    final_run_states, impl_store, job_cols, repo_cols, run_select, token_cols, user_cols,
+    cache_cols, cache_select, final_run_states, impl_store, job_cols, repo_cols, run_select,
+    token_cols, user_cols,
 };

@@ -1,6 +1,7 @@
 //! The server's persistent state: repositories, pipelines, runs, jobs, leases, tokens,
-//! user accounts, trigger bookkeeping — in SQLite (embedded, the default) or PostgreSQL,
-//! behind one [`Store`] trait, with checked-in migrations per database.
+//! user accounts, trigger bookkeeping, pipeline cache entries — in SQLite (embedded, the
+//! default) or PostgreSQL, behind one [`Store`] trait, with checked-in migrations per
+//! database.
 //!
 //! Promises: every state change that the queue depends on (creating a run with its jobs,
 //! leasing a job, finishing it under its lease, expiring leases) is one transaction, so a
@@ -33,6 +34,10 @@
 //!   hash; a name is unique among tokens not revoked, so a rotated name can be reused).
 //! - `users` (unique `name`; `password_hash` is a PHC string made by the server, `role` is
 //!   [`Role::as_str`]; `disabled_at` set while the account is disabled).
+//! - `caches` (unique `(repo_id, cache_key)`; index on `(last_used_at, id)`, the eviction
+//!   order) and `cache_blobs` (the blobs each entry names; indexed by digest, as are
+//!   `artifacts`, so that "is this blob still named?" is two index probes). A save is
+//!   `ON CONFLICT DO NOTHING`: the first entry saved under a key is kept.
 //!
 //! # Decisions
 //!

@@ -392,6 +392,48 @@ pub struct ArtifactRow {
     pub size: i64,
 }
 
+/// A cache entry to save (`cache: { key, paths }` of a job).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCacheEntry {
+    /// Name of the repository it belongs to.
+    pub repo: String,
+    /// The resolved key.
+    pub key: String,
+    /// The artifact manifest of its files, as JSON.
+    pub manifest_json: String,
+    /// Every blob the manifest names (duplicates are ignored).
+    pub digests: Vec<String>,
+    /// How many files.
+    pub files: i64,
+    /// Sum of the files' sizes, in bytes.
+    pub size: i64,
+    /// The run whose job saved it.
+    pub run_id: Option<i64>,
+}
+
+/// A saved cache entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// Id.
+    pub id: i64,
+    /// Name of its repository.
+    pub repo: String,
+    /// The resolved key.
+    pub key: String,
+    /// The artifact manifest of its files, as JSON.
+    pub manifest_json: String,
+    /// How many files.
+    pub files: i64,
+    /// Sum of the files' sizes, in bytes.
+    pub size: i64,
+    /// The run whose job saved it (`None` once that run is gone).
+    pub run_id: Option<i64>,
+    /// When it was saved.
+    pub created_at: Millis,
+    /// When a job last fetched it (or when it was saved).
+    pub last_used_at: Millis,
+}
+
 /// An API token (only its hash is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {

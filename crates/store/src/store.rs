@@ -172,6 +172,39 @@ pub trait Store: Send + Sync {
     /// Artifacts of a run.
     async fn artifacts(&self, run_id: i64) -> Result<Vec<ArtifactRow>, StoreError>;
 
+    // --- caches ---
+    /// Saves a cache entry with its blob list, unless the repository already has one
+    /// under that key: the first writer wins. `Ok(true)` when this call saved it,
+    /// `Ok(false)` when an entry was there; `NotFound` for an unknown repository.
+    async fn save_cache(&self, entry: &NewCacheEntry, now: Millis) -> Result<bool, StoreError>;
+    /// The entry of repository `repo` under `key`, marked used at `now`.
+    async fn use_cache(
+        &self,
+        repo: &str,
+        key: &str,
+        now: Millis,
+    ) -> Result<Option<CacheEntry>, StoreError>;
+    /// Entries of one repository (every repository's with `None`), most recently used
+    /// first.
+    async fn list_caches(&self, repo: Option<&str>) -> Result<Vec<CacheEntry>, StoreError>;
+    /// Deletes the entries of repository `repo` (only the one under `key`, if given) and
+    /// returns them; `NotFound` for an unknown repository.
+    async fn delete_caches(
+        &self,
+        repo: &str,
+        key: Option<&str>,
+    ) -> Result<Vec<CacheEntry>, StoreError>;
+    /// Deletes least recently used entries (of any repository) until the sizes of those
+    /// left add up to at most `max_bytes`, and returns the deleted ones.
+    async fn evict_caches(&self, max_bytes: i64) -> Result<Vec<CacheEntry>, StoreError>;
+    /// Whether an entry of repository `repo` names blob `digest`.
+    async fn cache_has_blob(&self, repo: &str, digest: &str) -> Result<bool, StoreError>;
+    /// Those of `digests` that an artifact or a cache entry still names.
+    async fn blobs_in_use(
+        &self,
+        digests: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, StoreError>;
+
     // --- tokens ---
     /// Stores a token hash.
     async fn create_token(

@@ -157,6 +157,9 @@ suite!(
     list_runs_pages_and_filters,
     many_runs,
     artifacts,
+    caches_first_writer_wins_per_repository,
+    caches_evict_least_recently_used,
+    cache_blobs_in_use,
     tokens,
     users,
     queue_stats,
@@ -1442,6 +1445,212 @@ async fn artifacts(db: &mut Db) {
         3,
         "nothing of a failed batch stays"
     );
+}
+
+fn cache_entry(repo: &str, key: &str, digests: &[&str], size: i64) -> NewCacheEntry {
+    NewCacheEntry {
+        repo: repo.into(),
+        key: key.into(),
+        manifest_json: format!(r#"{{"job":"build","files":{{}},"key":"{key}"}}"#),
+        digests: digests.iter().map(|d| (*d).to_owned()).collect(),
+        files: digests.len() as i64,
+        size,
+        run_id: None,
+    }
+}
+
+/// (repo, key, last used) of the listed entries, in listing order.
+async fn cache_list(s: &dyn Store, repo: Option<&str>) -> Vec<(String, String, Millis)> {
+    s.list_caches(repo)
+        .await
+        .expect("list caches")
+        .into_iter()
+        .map(|e| (e.repo, e.key, e.last_used_at))
+        .collect()
+}
+
+async fn caches_first_writer_wins_per_repository(db: &mut Db) {
+    let s = &*db.store;
+    let p = pipeline(s, "app", "ci").await;
+    repo(s, "other").await;
+    let run = create(s, new_run(p.id, vec![job(0, &[], &[])])).await;
+    let mut first = cache_entry("app", "deps-1", &["aa", "bb", "aa"], 30);
+    first.run_id = Some(run.id);
+    assert!(s.save_cache(&first, NOW).await.expect("save"));
+    // A second save of the key keeps the first entry.
+    let second = cache_entry("app", "deps-1", &["cc"], 5);
+    assert!(!s.save_cache(&second, NOW + 1).await.expect("save again"));
+    // Another repository has keys of its own.
+    assert!(
+        s.save_cache(&cache_entry("other", "deps-1", &["cc"], 5), NOW + 2)
+            .await
+            .expect("save in other")
+    );
+    let missing = s.save_cache(&cache_entry("nope", "k", &[], 0), NOW).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let got = s
+        .use_cache("app", "deps-1", NOW + 10)
+        .await
+        .expect("use")
+        .expect("an entry");
+    assert_eq!(
+        (
+            got.repo.as_str(),
+            got.key.as_str(),
+            got.manifest_json.as_str(),
+            got.files,
+            got.size,
+            got.run_id,
+            got.created_at,
+            got.last_used_at
+        ),
+        (
+            "app",
+            "deps-1",
+            first.manifest_json.as_str(),
+            3,
+            30,
+            Some(run.id),
+            NOW,
+            NOW + 10
+        )
+    );
+    assert_eq!(s.use_cache("app", "deps-2", NOW).await.expect("use"), None);
+    assert_eq!(s.use_cache("nope", "deps-1", NOW).await.expect("use"), None);
+    assert!(s.cache_has_blob("app", "aa").await.expect("has"));
+    assert!(s.cache_has_blob("app", "bb").await.expect("has"));
+    assert!(!s.cache_has_blob("app", "cc").await.expect("has"));
+    assert!(s.cache_has_blob("other", "cc").await.expect("has"));
+    assert!(!s.cache_has_blob("other", "aa").await.expect("has"));
+
+    assert_eq!(
+        cache_list(s, None).await,
+        [
+            ("app".into(), "deps-1".into(), NOW + 10),
+            ("other".into(), "deps-1".into(), NOW + 2)
+        ]
+    );
+    assert_eq!(
+        cache_list(s, Some("other")).await,
+        [("other".into(), "deps-1".into(), NOW + 2)]
+    );
+    assert!(cache_list(s, Some("nope")).await.is_empty());
+
+    // Deleting one key, then all of a repository; the other repository keeps its own.
+    assert!(
+        s.save_cache(&cache_entry("app", "tools", &["dd"], 1), NOW)
+            .await
+            .expect("save")
+    );
+    let gone = s.delete_caches("app", Some("tools")).await.expect("delete");
+    assert_eq!(
+        gone.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["tools"]
+    );
+    assert!(!s.cache_has_blob("app", "dd").await.expect("has"));
+    let gone = s.delete_caches("app", None).await.expect("delete all");
+    assert_eq!(
+        gone.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["deps-1"]
+    );
+    assert!(
+        s.delete_caches("app", None)
+            .await
+            .expect("again")
+            .is_empty()
+    );
+    assert!(matches!(
+        s.delete_caches("nope", None).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        cache_list(s, None).await,
+        [("other".into(), "deps-1".into(), NOW + 2)]
+    );
+    // A deleted key can be saved again.
+    assert!(
+        s.save_cache(&second, NOW + 20)
+            .await
+            .expect("save after delete")
+    );
+    db.reopen().await;
+    assert_eq!(cache_list(&*db.store, Some("app")).await.len(), 1);
+}
+
+async fn caches_evict_least_recently_used(db: &mut Db) {
+    let s = &*db.store;
+    repo(s, "app").await;
+    repo(s, "lib").await;
+    for (i, (repo, key)) in [("app", "a"), ("lib", "b"), ("app", "c"), ("app", "d")]
+        .into_iter()
+        .enumerate()
+    {
+        let entry = cache_entry(repo, key, &[key], 10);
+        assert!(s.save_cache(&entry, NOW + i as i64).await.expect("save"));
+    }
+    // Under the limit: nothing goes.
+    assert!(s.evict_caches(40).await.expect("evict").is_empty());
+    // `a` was used last, so `b` and `c` go first.
+    s.use_cache("app", "a", NOW + 100).await.expect("use");
+    let evicted: Vec<String> = s
+        .evict_caches(25)
+        .await
+        .expect("evict")
+        .into_iter()
+        .map(|e| format!("{}/{}", e.repo, e.key))
+        .collect();
+    assert_eq!(evicted, ["lib/b", "app/c"]);
+    assert_eq!(
+        cache_list(s, None).await,
+        [
+            ("app".into(), "a".into(), NOW + 100),
+            ("app".into(), "d".into(), NOW + 3)
+        ]
+    );
+    assert!(!s.cache_has_blob("lib", "b").await.expect("has"));
+    let evicted = s.evict_caches(0).await.expect("evict all");
+    assert_eq!(evicted.len(), 2);
+    assert!(cache_list(s, None).await.is_empty());
+}
+
+async fn cache_blobs_in_use(db: &mut Db) {
+    let s = &*db.store;
+    let p = pipeline(s, "app", "ci").await;
+    let run = create(s, new_run(p.id, vec![job(0, &[], &[])])).await;
+    s.add_artifacts(&[ArtifactRow {
+        run_id: run.id,
+        job_idx: 0,
+        path: "out/app".into(),
+        digest: "art".into(),
+        size: 1,
+    }])
+    .await
+    .expect("artifacts");
+    s.save_cache(&cache_entry("app", "k", &["shared", "only"], 2), NOW)
+        .await
+        .expect("save");
+    s.save_cache(&cache_entry("app", "k2", &["shared"], 1), NOW)
+        .await
+        .expect("save");
+    let ask = |list: &[&str]| list.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>();
+    let used = s
+        .blobs_in_use(&ask(&["art", "shared", "only", "none"]))
+        .await
+        .expect("in use");
+    assert_eq!(
+        used,
+        BTreeSet::from(["art".into(), "shared".into(), "only".into()])
+    );
+    s.delete_caches("app", Some("k")).await.expect("delete");
+    let used = s
+        .blobs_in_use(&ask(&["art", "shared", "only"]))
+        .await
+        .expect("in use");
+    assert_eq!(used, BTreeSet::from(["art".into(), "shared".into()]));
 }
 
 async fn tokens(db: &mut Db) {

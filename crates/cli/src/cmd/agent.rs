@@ -7,13 +7,18 @@
 //! 1. settings: the name (default: the host name), labels (`--label` plus the automatic
 //!    backend/os/arch), the work directory (default: one per name under the user's cache
 //!    directory), locked so that two agents never share one;
-//! 2. leftovers of an earlier run of this agent are removed: its job directories, and
-//!    what dead gantry processes left in Docker (the sweep every Docker user runs);
+//! 2. leftovers of an earlier run of this agent (killed, so it could not clean up) are
+//!    removed: the processes its host jobs left running (found by their workspace inside
+//!    this work directory, see [`gantry_backend_local::stop_leftovers`]), its job
+//!    directories, and what dead gantry processes left in Docker (the sweep every Docker
+//!    user runs, which spares the resources of live ones, other agents included);
 //! 3. the handshake, retried with a growing pause while the server cannot be reached; a
-//!    bad token or another protocol version ends the agent with an error;
-//! 4. the loop, until a signal: the first stops leasing and lets running jobs finish, the
-//!    second cancels them (unreported, so the server runs them again elsewhere), the
-//!    third exits at once.
+//!    bad token or another protocol version ends the agent with an error. It names the
+//!    leases the earlier run still held ([`gantry_agent::earlier_leases`]), which the
+//!    server expires at once rather than after their time to live;
+//! 4. the loop, until a signal: the first drains the executor (no new jobs; the running
+//!    ones finish and report), the second cancels them (unreported, so the server runs
+//!    them again elsewhere), the third exits at once.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -42,6 +47,14 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(30);
 /// How long stopping waits for cancelled jobs to be killed and torn down.
 const STOP_JOBS_FOR: Duration = Duration::from_secs(30);
 
+/// How long the processes an earlier run left get after SIGTERM, before SIGKILL (the
+/// local backend's own grace).
+const LEFTOVER_GRACE: Duration = Duration::from_secs(2);
+
+/// The variable the engine sets, in every host job's environment, to the job's workspace
+/// (`WORK_DIR/jobs/…/work/…` on an agent): it tells this agent's jobs from others'.
+const WORKSPACE_VAR: &str = "GANTRY_WORKSPACE";
+
 /// What `gantry agent` was told, checked.
 #[derive(Debug)]
 struct Settings {
@@ -56,6 +69,7 @@ struct Settings {
 pub fn agent(args: AgentArgs, color: ColorChoice) -> Result<Exit, CliError> {
     let settings = settings(&args)?;
     super::serve::init_logging(color);
+    crate::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,8 +80,29 @@ pub fn agent(args: AgentArgs, color: ColorChoice) -> Result<Exit, CliError> {
 async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, CliError> {
     // Handlers first: a signal during startup must not kill the process half-way.
     let mut signals = Signals::install().context("cannot install signal handlers")?;
+    tokio::spawn(crate::memory::trim_while_idle());
     let name = settings.name.clone();
     let _lock = lock_work_dir(&settings.work_dir, &name)?;
+    // Processes first: they may still be writing into the job directories.
+    let leftovers = stop_leftover_processes(&settings.work_dir).await;
+    if leftovers.stopped > 0 {
+        paint::err(&format!(
+            "stopped {} process{} that the jobs of an earlier run of agent {name} left running\n",
+            leftovers.stopped,
+            if leftovers.stopped == 1 { "" } else { "es" },
+        ));
+    }
+    if leftovers.survivors > 0 {
+        paint::err(&format!(
+            "{}\n",
+            paint.yellow(format!(
+                "warning: {} process{} left by an earlier run of agent {name} did not exit \
+                 after SIGKILL",
+                leftovers.survivors,
+                if leftovers.survivors == 1 { "" } else { "es" },
+            ))
+        ));
+    }
     let swept = sweep_job_dirs(&settings.work_dir)?;
     if swept > 0 {
         paint::err(&format!(
@@ -94,6 +129,7 @@ async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, 
     let info = exec.info();
     let source = HttpJobSource::new(&settings.server, args.token.clone())
         .map_err(|e| CliError::invalid(format!("error: --server {}: {e}", settings.server)))?;
+    source.abandon_at_hello(gantry_agent::earlier_leases(&settings.work_dir));
 
     let hello = tokio::select! {
         hello = connect(&source, &info, paint) => hello?,
@@ -106,22 +142,35 @@ async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, 
         "{}\n",
         connected_line(&info, source.server_url(), &hello)
     ));
+    if hello.expired_leases > 0 {
+        let n = hello.expired_leases;
+        paint::err(&format!(
+            "the server gave up {n} job{} an earlier run of agent {name} left unfinished; \
+             {} again as a new attempt\n",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "it runs" } else { "they run" }
+        ));
+    }
 
     let watched = Arc::new(Watched::new(Arc::new(source)));
     let stop = CancellationToken::new();
-    let mut running = tokio::spawn(executor::run(
-        Arc::clone(&watched) as Arc<dyn gantry_protocol::JobSource>,
+    let executor = executor::new(
+        watched as Arc<dyn gantry_protocol::JobSource>,
         chosen.backends,
         exec,
-        stop.clone(),
-    ));
+    );
+    let handle = executor.handle();
+    let mut running = tokio::spawn({
+        let stop = stop.clone();
+        async move { executor.run(stop).await }
+    });
 
     let what = tokio::select! {
         ended = &mut running => return ended_by_itself(ended, &name),
         what = signals.next() => what,
     };
-    watched.drain();
-    let jobs = watched.running();
+    handle.drain();
+    let jobs = handle.running();
     if jobs > 0 {
         paint::err(&format!(
             "{what}: taking no new jobs; waiting for {jobs} running job{} to finish (press \
@@ -132,17 +181,21 @@ async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, 
     } else {
         paint::err(&format!("{what}: stopping\n"));
     }
-    let cancelled = tokio::select! {
-        ended = &mut running => return ended_by_itself(ended, &name),
-        () = watched.idle() => false,
+    tokio::select! {
+        // Drained: the running jobs are over and reported.
+        ended = &mut running => {
+            if let Ok(Ok(())) = ended {
+                paint::err(&format!("agent {name} stopped\n"));
+            }
+            return ended_by_itself(ended, &name);
+        }
         what = signals.next() => {
             paint::err(&format!(
                 "{what} again: cancelling the running jobs (the server runs them again \
                  elsewhere); press Ctrl-C again to exit at once\n"
             ));
-            true
         }
-    };
+    }
     // A further signal while stopping kills everything and exits.
     tokio::spawn(async move {
         let what = signals.next().await;
@@ -161,11 +214,7 @@ async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, 
         }
     }
     paint::err(&format!("agent {name} stopped\n"));
-    Ok(if cancelled {
-        Exit::Cancelled
-    } else {
-        Exit::Success
-    })
+    Ok(Exit::Cancelled)
 }
 
 /// The handshake, retried with a growing pause while the server cannot be reached.
@@ -425,6 +474,20 @@ fn lock_work_dir(dir: &Path, name: &str) -> Result<nix::fcntl::Flock<File>, CliE
     )
 }
 
+/// Stops the processes the host jobs of an earlier run of this agent left running (it was
+/// killed while they ran: their leases expire, or are given up at hello, and the server
+/// runs them elsewhere). Only processes whose workspace lies in this work directory are
+/// touched: the lock file makes sure no job of this directory runs legitimately now, and
+/// other agents on this machine have other directories.
+async fn stop_leftover_processes(work_dir: &Path) -> gantry_backend_local::Leftovers {
+    let jobs = work_dir.join("jobs");
+    tokio::task::spawn_blocking(move || {
+        gantry_backend_local::stop_leftovers(WORKSPACE_VAR, &jobs, LEFTOVER_GRACE)
+    })
+    .await
+    .unwrap_or_default()
+}
+
 /// Removes the job directories an earlier run of this agent left (it was killed while
 /// they ran: their leases expired and the server ran the jobs elsewhere); how many.
 fn sweep_job_dirs(work_dir: &Path) -> Result<usize, CliError> {
@@ -529,6 +592,7 @@ mod tests {
             max_lease_wait_ms: 30_000,
             max_artifact_bytes: 1 << 30,
             max_log_batch_bytes: 1 << 20,
+            expired_leases: 0,
         };
         assert_eq!(
             connected_line(&info, "http://ci:8080", &hello),

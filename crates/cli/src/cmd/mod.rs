@@ -1,18 +1,20 @@
 //! The subcommands, one file each, and what they share: loading a pipeline file.
 //!
-//! `run`, `lint`, `graph` and `gc` work on this machine; `serve` and `token` run or manage
-//! a server here; `agent` runs a server's jobs here; `repo`, `runs`, `trigger`, `logs`,
+//! `run`, `lint`, `graph`, `gc` and `cache` work on this machine; `serve` and `token` run
+//! or manage a server here; `agent` runs a server's jobs here; `repo`, `runs`, `trigger`, `logs`,
 //! `cancel`, `rerun`, `agent-token`, `agents` and `user` are clients of a server's REST
 //! API (see [`crate::api`]).
 
 pub mod agent;
 pub mod agent_token;
+pub mod cache;
 pub mod cancel;
 pub mod gc;
 pub mod graph;
 pub mod lint;
 pub mod logs;
 pub mod repo;
+pub mod repo_caches;
 pub mod rerun;
 pub mod run;
 pub mod runs;

@@ -1,4 +1,5 @@
-//! `gantry repo add` and `gantry repo list`: repositories registered on a server.
+//! `gantry repo add` and `gantry repo list`: repositories registered on a server
+//! (`gantry repo caches` is in `repo_caches.rs`).
 
 use crate::api::{self, Api, Repo};
 use crate::args::{ColorChoice, RepoAddArgs, RepoCommand, RepoListArgs};
@@ -11,6 +12,7 @@ pub fn repo(command: RepoCommand, color: ColorChoice) -> Result<Exit, CliError> 
     match command {
         RepoCommand::Add(args) => add(args, color),
         RepoCommand::List(args) => list(args, color),
+        RepoCommand::Caches(args) => super::repo_caches::caches(args, color),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `gantry run [DIR]`: plan the pipeline of a working tree, run it with the engine on a
 //! backend, render the events, and keep logs, artifacts and a summary under
-//! `DIR/.gantry/runs/<n>/`.
+//! `DIR/.gantry/runs/<n>/`; jobs' caches live in `DIR/.gantry/cache/` (unless
+//! `--no-cache`).
 //!
 //! Everything that can be wrong with the input (the file, `--param`, `--job`, secrets) is
 //! checked before the run directory is created: bad input changes nothing.
@@ -8,9 +9,11 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use gantry_backend::CancellationToken;
+use gantry_engine::cache::{CacheStore, DirCaches};
 use gantry_engine::{Backends, RunConfig, RunEvent, RunStatus, Source};
 use gantry_pipeline::{EnvValue, Event, Plan, PlanContext};
 use time::UtcOffset;
@@ -121,7 +124,9 @@ pub fn run(args: RunArgs, color: ColorChoice, offset: UtcOffset) -> Result<Exit,
         fail_fast: args.fail_fast,
         secrets: secrets.clone(),
         keep_workspaces: args.keep_workspaces,
-        caches: None,
+        caches: (!args.no_cache).then(|| {
+            Arc::new(DirCaches::new(super::cache::cache_root(&dir))) as Arc<dyn CacheStore>
+        }),
     };
 
     let live = std::io::stderr().is_terminal() && std::env::var("TERM").is_ok_and(|t| t != "dumb");

@@ -41,6 +41,7 @@ pub fn serve(args: ServeArgs, color: ColorChoice) -> Result<Exit, CliError> {
             .unwrap_or(1),
     };
     init_logging(color);
+    crate::memory::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +57,7 @@ async fn run(
 ) -> Result<Exit, CliError> {
     // Handlers first: a signal during startup must not kill the process half-way.
     let mut signals = Signals::install().context("cannot install signal handlers")?;
+    tokio::spawn(crate::memory::trim_while_idle());
     let data = config.data_dir.clone();
     let database = config.database_url.clone();
     let server = Server::start(config)
@@ -181,6 +183,10 @@ fn config(args: &ServeArgs) -> Result<ServerConfig, CliError> {
     if let Some(text) = &args.max_artifact_size {
         config.max_artifact_bytes = parse_size(text)
             .map_err(|e| CliError::invalid(format!("error: --max-artifact-size {text}: {e}")))?;
+    }
+    if let Some(text) = &args.cache_max_size {
+        config.cache_max_bytes = parse_size(text)
+            .map_err(|e| CliError::invalid(format!("error: --cache-max-size {text}: {e}")))?;
     }
     if let Some(url) = &args.public_url {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -1,6 +1,6 @@
-//! `gantry agent` as a real process: its own work directory, the local backend, an
-//! `AGENT_ID` variable its host jobs inherit (so a job can say where it ran), and its
-//! output kept for waiting on and for failure messages.
+//! `gantry agent` as a real process: its own work directory, the local backend (unless
+//! the test gives `--backend`), an `AGENT_ID` variable its host jobs inherit (so a job
+//! can say where it ran), and its output kept for waiting on and for failure messages.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -44,27 +44,23 @@ impl Agent {
         env: &[(&str, &str)],
     ) -> Agent {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
-        cmd.args([
-            "agent",
-            "--server",
-            server,
-            "--name",
-            name,
-            "--backend",
-            "local",
-        ])
-        .arg("--work-dir")
-        .arg(work_dir)
-        .args(extra)
-        .env("GANTRY_AGENT_TOKEN", token)
-        .env("AGENT_ID", name)
-        .env("NO_COLOR", "1")
-        .env_remove("GANTRY_SERVER")
-        .env_remove("GANTRY_TOKEN")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        cmd.args(["agent", "--server", server, "--name", name]);
+        // The local backend unless the test chooses.
+        if !extra.contains(&"--backend") {
+            cmd.args(["--backend", "local"]);
+        }
+        cmd.arg("--work-dir")
+            .arg(work_dir)
+            .args(extra)
+            .env("GANTRY_AGENT_TOKEN", token)
+            .env("AGENT_ID", name)
+            .env("NO_COLOR", "1")
+            .env_remove("GANTRY_SERVER")
+            .env_remove("GANTRY_TOKEN")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start gantry agent");
         let (output, _lines) = capture(&mut child);
         Agent {
@@ -176,8 +172,10 @@ impl Drop for Agent {
             return;
         };
         // SIGTERM stops leasing; a second one cancels running jobs, so that nothing the
-        // agent started outlives the test.
+        // agent started outlives the test. A test that failed while the agent was stopped
+        // (SIGSTOP) must not leave it so.
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
         let started = Instant::now();
         let mut sent = 0;
         while started.elapsed() < Duration::from_secs(30) {

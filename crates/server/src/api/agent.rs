@@ -21,10 +21,10 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use gantry_protocol::{
-    ExecutorInfo, Finish, GANTRY_VERSION, JobSource, LeaseError, LeaseId, LeaseRequest, LeaseState,
-    LogChunk, MAX_LEASE_WAIT_MS, PROTOCOL_VERSION, ServerHello,
+    AgentHello, ExecutorInfo, Finish, GANTRY_VERSION, JobSource, LeaseError, LeaseId, LeaseRequest,
+    LeaseState, LogChunk, MAX_LEASE_WAIT_MS, PROTOCOL_VERSION, ServerHello,
 };
-use gantry_store::{Job, Token};
+use gantry_store::{Job, LeaseCheck, StoreError, Token};
 use serde::de::DeserializeOwned;
 
 use crate::agents::Holder;
@@ -185,18 +185,32 @@ fn check_info(info: &ExecutorInfo) -> Result<(), LeaseError> {
     Ok(())
 }
 
+/// Most leases one hello may name as abandoned: far more than any agent runs at once.
+const MAX_ABANDONED: usize = 1024;
+
 /// `POST /api/agent/v1/hello`: the handshake. An executor of another protocol version is
 /// refused (`incompatible`, naming both versions); a compatible one learns the limits.
+/// The leases an earlier run of the agent left ([`AgentHello::abandoned`]) are expired
+/// at once ([`give_up`]).
 pub async fn hello(
     Ax(state): Ax<State>,
     AgentCaller(token): AgentCaller,
-    AgentJson(info): AgentJson<ExecutorInfo>,
+    AgentJson(hello): AgentJson<AgentHello>,
 ) -> Result<Json<ServerHello>, AgentError> {
+    let info = &hello.executor;
     if info.protocol != PROTOCOL_VERSION {
         return Err(LeaseError::incompatible(info.protocol).into());
     }
-    check_info(&info)?;
-    state.agents.seen(&info, Some(&token.name), now_ms());
+    check_info(info)?;
+    if hello.abandoned.len() > MAX_ABANDONED {
+        return Err(LeaseError::Invalid(format!(
+            "{} abandoned leases named; at most {MAX_ABANDONED} are accepted",
+            hello.abandoned.len()
+        ))
+        .into());
+    }
+    state.agents.seen(info, Some(&token.name), now_ms());
+    let expired_leases = give_up(&state, &token, &info.name, &hello.abandoned).await?;
     Ok(Json(ServerHello {
         protocol: PROTOCOL_VERSION,
         server_version: GANTRY_VERSION.to_owned(),
@@ -204,7 +218,68 @@ pub async fn hello(
         max_lease_wait_ms: MAX_LEASE_WAIT_MS,
         max_artifact_bytes: state.blobs.limit(),
         max_log_batch_bytes: state.config.max_log_batch_bytes as u64,
+        expired_leases,
     }))
+}
+
+/// Expires now the leases an agent's earlier run left, as its hello names them: each one
+/// that is still current, held by an executor called `name`, and (when this server
+/// handed it out) taken with the caller's token; the others are skipped without a word
+/// (they ended, or are not the caller's). Their jobs go the way of any expired lease:
+/// queued again as the next attempt, or ended as their attempts and a cancel say. How
+/// many were expired.
+///
+/// Naming a lease proves having held it: lease ids are unguessable and only ever sent to
+/// the executor they were handed to. So an agent can give up only its own leases, never
+/// those of another agent that shares its name.
+async fn give_up(
+    state: &State,
+    token: &Token,
+    name: &str,
+    leases: &[LeaseId],
+) -> Result<u32, LeaseError> {
+    let unavailable = |e: StoreError| LeaseError::Unavailable(e.to_string());
+    let now = now_ms();
+    let mut jobs = std::collections::BTreeSet::new();
+    for lease in leases {
+        if state
+            .agents
+            .holder(&lease.0)
+            .is_some_and(|h| h.token_id != Some(token.id))
+        {
+            continue;
+        }
+        let job = match state.store.job_by_lease(&lease.0).await {
+            Ok(job) => job,
+            Err(StoreError::StaleLease(_) | StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(unavailable(e)),
+        };
+        if job.executor.as_deref() != Some(name) {
+            continue;
+        }
+        // A deadline in the past: the expiry below then takes the lease as it takes any
+        // overdue one, with the same bookkeeping (attempts, cancels, deploy jobs).
+        let check = state
+            .store
+            .heartbeat(&lease.0, now, -1)
+            .await
+            .map_err(unavailable)?;
+        if check != LeaseCheck::Lost {
+            jobs.insert((job.run_id, job.idx));
+        }
+    }
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    tracing::info!(
+        agent = name,
+        leases = jobs.len(),
+        "expiring the leases an earlier run of the agent left"
+    );
+    crate::loops::expire_restarted(state, &jobs)
+        .await
+        .map_err(unavailable)?;
+    Ok(u32::try_from(jobs.len()).unwrap_or(u32::MAX))
 }
 
 /// `POST /api/agent/v1/lease`: waits up to `wait_ms` (at most

@@ -7,7 +7,8 @@
 //!   arrived. A name that is not a sha256 (a path like `../../etc/passwd` included) or a
 //!   body that hashes to something else is refused with `400`; nothing is stored.
 //! - `GET /api/agent/v1/leases/{lease}/artifacts/{sha256}` streams a blob of the lease's
-//!   own run (the artifacts of the job's needs): a lease is not a key to every artifact.
+//!   own run (the artifacts of the job's needs) or of a cache entry of its repository: a
+//!   lease is not a key to every blob.
 
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State as Ax};
@@ -92,7 +93,8 @@ pub async fn put(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET …/artifacts/{sha256}`: streams one blob of the lease's run.
+/// `GET …/artifacts/{sha256}`: streams one blob of the lease's run or its repository's
+/// caches.
 pub async fn get(
     Ax(state): Ax<State>,
     AgentCaller(token): AgentCaller,
@@ -100,7 +102,7 @@ pub async fn get(
 ) -> Result<Response, AgentError> {
     let job = held(&state, &token, &path.lease).await?;
     ServerJobSource::new(state.clone())
-        .check_artifact_of_run(&job, &path.digest)
+        .check_blob_access(&job, &path.digest)
         .await?;
     let file_path = state
         .blobs

@@ -3,14 +3,17 @@
 //! [`crate::scheduler`] and the store. The OpenAPI document ([`openapi`]) describes
 //! every route here and is checked against the committed `openapi.json` by a test.
 //!
-//! The agent protocol (`/api/agent/v1/…`, [`agent`], [`agent_artifacts`]) answers
+//! The agent protocol (`/api/agent/v1/…`, [`agent`], [`agent_artifacts`],
+//! [`agent_caches`]) answers
 //! refusals in its own shape, `{"error": CODE, "message": …}`, which the agent's client
 //! maps back to a `LeaseError`; the admin routes for agents are in [`agent_tokens`].
 
 pub mod agent;
 pub mod agent_artifacts;
+pub mod agent_caches;
 pub mod agent_tokens;
 pub mod artifacts;
+pub mod caches;
 pub mod error;
 pub mod extract;
 pub mod hooks;
@@ -48,6 +51,10 @@ pub fn router(state: State) -> Router {
             get(repos::params),
         )
         .route("/api/repos/{repo}/trigger", post(repos::trigger))
+        .route(
+            "/api/repos/{repo}/caches",
+            get(caches::list).delete(caches::delete),
+        )
         .route("/api/users", get(users::list).post(users::add))
         .route(
             "/api/users/{name}",
@@ -110,6 +117,10 @@ fn agent_routes(state: &State) -> Router<State> {
         )
         .route("/api/agent/v1/leases/{lease}/logs", post(agent::logs))
         .route("/api/agent/v1/leases/{lease}/finish", post(agent::finish))
+        .route(
+            "/api/agent/v1/leases/{lease}/caches/{key}",
+            get(agent_caches::get).put(agent_caches::put),
+        )
         .layer(DefaultBodyLimit::max(json_limit))
         .merge(blobs)
 }

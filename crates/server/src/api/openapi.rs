@@ -215,6 +215,7 @@ pub fn document() -> Value {
     });
     add_agents(&mut doc);
     add_users(&mut doc);
+    add_caches(&mut doc);
     doc
 }
 
@@ -275,10 +276,10 @@ fn add_agents(doc: &mut Value) {
                 }))
             },
             "/api/agent/v1/hello": {
-                "post": with_body(op("Agent handshake: protocol version and limits", vec![], refusals(json!({
+                "post": with_body(op("Agent handshake: protocol version and limits; the leases an earlier run of the agent left are expired at once", vec![], refusals(json!({
                     "200": ok("Compatible", schema("ServerHello")),
                     "426": agent_err("The agent speaks another protocol version; the message names both (error: incompatible)")
-                }))), body(schema("ExecutorInfo"), true))
+                }))), body(schema("AgentHello"), true))
             },
             "/api/agent/v1/lease": {
                 "post": with_body(op("Wait (long poll, at most 30 s) for a job this executor's labels match", vec![], refusals(json!({
@@ -303,7 +304,7 @@ fn add_agents(doc: &mut Value) {
                     "204": { "description": "Stored (verified)" },
                     "413": agent_err("Larger than the server's artifact limit (error: too_large)")
                 }))), json!({ "required": true, "content": binary() })),
-                "get": op("Download an artifact blob of the lease's run (streamed)", vec![lease(), digest()], refusals(json!({
+                "get": op("Download a blob (streamed): an artifact of the lease's run, or a file of a cache of its repository", vec![lease(), digest()], refusals(json!({
                     "200": { "description": "The blob", "content": binary() }
                 })))
             },
@@ -333,12 +334,17 @@ fn agent_schemas() -> serde_json::Map<String, Value> {
         "ExecutorInfo": { "type": "object", "required": ["name", "labels", "capacity", "protocol"], "properties": {
             "name": { "type": "string" }, "labels": labels(), "capacity": { "type": "integer" }, "protocol": { "type": "integer" }
         } },
+        "AgentHello": { "type": "object", "required": ["name", "labels", "capacity", "protocol"], "properties": {
+            "name": { "type": "string" }, "labels": labels(), "capacity": { "type": "integer" }, "protocol": { "type": "integer" },
+            "abandoned": { "type": "array", "items": { "type": "string" }, "description": "Leases an earlier run of this agent (same work directory) left unfinished; those still current and held under this agent's name and token are expired at once" }
+        } },
         "LeaseRequest": { "type": "object", "required": ["executor"], "properties": {
             "executor": schema("ExecutorInfo"), "wait_ms": { "type": "integer", "description": "Capped at 30000" }
         } },
         "ServerHello": { "type": "object", "required": ["protocol", "server_version", "lease_ttl_secs", "max_lease_wait_ms", "max_artifact_bytes", "max_log_batch_bytes"], "properties": {
             "protocol": { "type": "integer" }, "server_version": { "type": "string" }, "lease_ttl_secs": { "type": "integer" },
-            "max_lease_wait_ms": { "type": "integer" }, "max_artifact_bytes": { "type": "integer" }, "max_log_batch_bytes": { "type": "integer" }
+            "max_lease_wait_ms": { "type": "integer" }, "max_artifact_bytes": { "type": "integer" }, "max_log_batch_bytes": { "type": "integer" },
+            "expired_leases": { "type": "integer", "description": "How many of the hello's abandoned leases were expired" }
         } },
         "NewAgentToken": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": { "name": { "type": "string" } } },
         "CreatedToken": { "type": "object", "required": ["name", "token", "created_at"], "properties": {
@@ -416,6 +422,85 @@ fn add_users(doc: &mut Value) {
                 "password": { "type": "string", "minLength": 8 },
                 "role": { "enum": ["admin", "viewer"] },
                 "disabled": { "type": "boolean" }
+            } }
+        }) else {
+            return;
+        };
+        schemas.extend(map);
+    }
+}
+
+/// The pipeline caches: the admin's view (`/api/repos/{repo}/caches`) and the agent
+/// protocol's (`/api/agent/v1/leases/{lease}/caches/{key}`).
+fn add_caches(doc: &mut Value) {
+    let repo = || path_param("repo", "Repository name");
+    let lease = || path_param("lease", "Lease id, as handed out by /api/agent/v1/lease");
+    let key = || {
+        path_param(
+            "key",
+            "The resolved cache key, percent-encoded (at most 512 bytes, no control characters)",
+        )
+    };
+    let agent_err = |d: &str| json!({ "description": d, "content": content(schema("AgentError")) });
+    let refusals = |mut v: Value| {
+        v["401"] = agent_err("No token, an invalid or a revoked one (error: unauthorized)");
+        v["409"] = agent_err(
+            "The lease expired, was superseded, or is held under another token; nothing changed (error: stale)",
+        );
+        v["503"] = agent_err("The server cannot answer right now; try again (error: unavailable)");
+        v
+    };
+    let manifest = || json!({ "type": "object", "description": "gantry_engine::artifacts::Manifest: {job, files: {PATH: {digest, size, mode}}}" });
+    extend(
+        doc,
+        "paths",
+        json!({
+            "/api/repos/{repo}/caches": {
+                "get": op("The pipeline caches kept for a repository, most recently used first", vec![repo()], json!({
+                    "200": ok("Its caches", schema("Caches")),
+                    "401": err("No token, or an invalid one"),
+                    "404": err("No such repository")
+                })),
+                "delete": op("Delete a repository's caches (or the one under key), with their blobs that no artifact or other cache names", vec![repo(), query_param("key", "string", "Only the cache under this key")], json!({
+                    "200": ok("What was deleted", schema("DeletedCaches")),
+                    "401": err("No token, or an invalid one"),
+                    "403": err("The token may not change anything"),
+                    "404": err("No such repository, or no cache under key")
+                }))
+            },
+            "/api/agent/v1/leases/{lease}/caches/{key}": {
+                "get": op("The cache entry of the lease's repository under key (marked used); fetch its blobs from artifacts/{digest}", vec![lease(), key()], refusals(json!({
+                    "200": ok("The entry's manifest", manifest()),
+                    "204": { "description": "No entry under this key" },
+                    "400": agent_err("Empty, overlong or malformed key (error: invalid)")
+                }))),
+                "put": with_body(op("Save a cache entry for the lease's repository (its blobs uploaded to artifacts/{digest} before); an entry already under key is kept", vec![lease(), key()], refusals(json!({
+                    "201": { "description": "Saved" },
+                    "200": { "description": "An entry was already there and is kept (the first writer wins)" },
+                    "400": agent_err("Bad key, a path that leaves the workspace, or a blob that was not uploaded (error: invalid); nothing stored"),
+                    "413": agent_err("The entry is larger than the server keeps for all caches (error: too_large)")
+                }))), body(manifest(), true))
+            }
+        }),
+    );
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        let Value::Object(map) = json!({
+            "Caches": { "type": "object", "required": ["repo", "caches", "size", "max_size"], "properties": {
+                "repo": { "type": "string" },
+                "caches": { "type": "array", "items": schema("Cache") },
+                "size": { "type": "integer", "description": "Bytes of the repository's caches" },
+                "max_size": { "type": "integer", "description": "Bytes the server keeps for the caches of all repositories (--cache-max-size); the least recently used are evicted past it" }
+            } },
+            "Cache": { "type": "object", "required": ["key", "files", "size", "created_at", "last_used_at"], "properties": {
+                "key": { "type": "string" }, "files": { "type": "integer" }, "size": { "type": "integer" },
+                "created_at": { "type": "string", "format": "date-time" },
+                "last_used_at": { "type": "string", "format": "date-time", "description": "When a job last restored it (or when it was saved)" },
+                "run_id": nullable("integer")
+            } },
+            "DeletedCaches": { "type": "object", "required": ["deleted", "size", "blobs"], "properties": {
+                "deleted": { "type": "array", "items": { "type": "string" }, "description": "Keys of the deleted caches" },
+                "size": { "type": "integer" },
+                "blobs": { "type": "integer", "description": "Blobs deleted with them" }
             } }
         }) else {
             return;
