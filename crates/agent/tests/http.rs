@@ -489,3 +489,57 @@ async fn caches_travel_over_http_under_any_key() {
     assert!(matches!(e, LeaseError::Stale { .. }), "{e:?}");
     s.server.shutdown().await;
 }
+
+/// The built-in executor's way: the executor over the server's in-process source. A
+/// cache saved by one run's job is restored by the next run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builtin_executor_keeps_caches_on_the_server_too() {
+    let s = setup(
+        "jobs:
+  build:
+    cache: { key: tools-1, paths: [tools] }
+    script:
+      - if test -f tools/t.txt; then echo \"restored run $(cat tools/t.txt)\"; else mkdir -p tools; echo \"$GANTRY_RUN_ID\" > tools/t.txt; fi
+",
+        |_| {},
+    )
+    .await;
+    let config = ExecutorConfig {
+        info: info("builtin"),
+        work_dir: s.data.join("builtin"),
+        backends: Backends {
+            host: Arc::new(LocalBackend::new()),
+            containers: None,
+        },
+        poll_wait: Duration::from_secs(1),
+    };
+    let executor = Executor::new(s.server.job_source(), config);
+    let cancel = CancellationToken::new();
+    let task = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move { executor.run(cancel).await })
+    };
+    let log_of = |id: i64| {
+        let s = &s;
+        async move {
+            let run = s.wait_final(id).await;
+            assert_eq!(run["state"], "succeeded", "{run:#}");
+            let (_, log) = s
+                .call("GET", &format!("/api/runs/{id}/jobs/build/log"), None)
+                .await;
+            log.as_str().expect("a text log").to_owned()
+        }
+    };
+    let first = s.trigger().await;
+    let log = log_of(first).await;
+    assert!(log.contains("cache \"tools-1\": saved 1 file"), "{log}");
+    let second = s.trigger().await;
+    let log = log_of(second).await;
+    assert!(log.contains(&format!("restored run {first}")), "{log}");
+    let (_, caches) = s.call("GET", "/api/repos/app/caches", None).await;
+    assert_eq!(caches["caches"][0]["key"], "tools-1", "{caches}");
+    assert_eq!(caches["caches"][0]["run_id"], first, "{caches}");
+    cancel.cancel();
+    let _ = tokio::time::timeout(PATIENCE, task).await;
+    s.server.shutdown().await;
+}

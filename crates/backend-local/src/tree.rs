@@ -381,6 +381,8 @@ mod tests {
             st.state as char
         );
         assert_eq!(Some(st.session), getsid(None).ok().map(Pid::as_raw));
+        assert_eq!(st.pgrp, nix::unistd::getpgrp().as_raw());
+        assert_eq!(st.ppid, nix::unistd::getppid().as_raw());
         // PATH is set in any environment cargo runs tests in.
         let path = std::env::var("PATH").expect("PATH");
         assert!(environ_has(me, format!("PATH={path}").as_bytes()));

@@ -1159,33 +1159,41 @@ macro_rules! impl_store {
 
             async fn evict_caches(&self, max_bytes: i64) -> Result<Vec<CacheEntry>, StoreError> {
                 let mut tx = self.write().await?;
-                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    concat!(
-                        $crate::common::cache_select!(),
-                        " ORDER BY c.last_used_at, c.id{}"
-                    ),
+                // Most saves fit: one sum, no rows read.
+                let total: i64 =
+                    sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM caches")
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($crate::codec::db)?;
+                if total <= max_bytes {
+                    tx.commit().await.map_err($crate::codec::db)?;
+                    return Ok(Vec::new());
+                }
+                let order: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, size FROM caches ORDER BY last_used_at, id{}",
                     Self::FOR_UPDATE
                 )))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err($crate::codec::db)?;
-                let entries = rows
-                    .iter()
-                    .map(|r| cache_row(r, None))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut total: i64 = entries.iter().map(|e| e.size).sum();
+                let mut left: i64 = order.iter().map(|(_, size)| size).sum();
                 let mut evicted = Vec::new();
-                for entry in entries {
-                    if total <= max_bytes {
+                for (id, size) in order {
+                    if left <= max_bytes {
                         break;
                     }
+                    let row = sqlx::query(concat!($crate::common::cache_select!(), " WHERE c.id = $1"))
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err($crate::codec::db)?;
+                    evicted.push(cache_row(&row, None)?);
                     sqlx::query("DELETE FROM caches WHERE id = $1")
-                        .bind(entry.id)
+                        .bind(id)
                         .execute(&mut *tx)
                         .await
                         .map_err($crate::codec::db)?;
-                    total -= entry.size;
-                    evicted.push(entry);
+                    left -= size;
                 }
                 tx.commit().await.map_err($crate::codec::db)?;
                 Ok(evicted)

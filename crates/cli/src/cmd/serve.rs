@@ -366,11 +366,15 @@ mod tests {
             "5",
             "--max-artifact-size",
             "64KiB",
+            "--cache-max-size",
+            "2GiB",
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(c.lease_ttl, Duration::from_secs(3));
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.max_artifact_bytes, 64 * 1024);
+        assert_eq!(c.cache_max_bytes, 2 << 30);
+        assert_eq!(parse(&[]).expect("defaults").cache_max_bytes, 10 << 30);
     }
 
     #[test]
@@ -403,6 +407,7 @@ mod tests {
             &["--lease-ttl", "500ms"],
             &["--lease-ttl", "soon"],
             &["--max-artifact-size", "1TB?"],
+            &["--cache-max-size", "0"],
         ] {
             let err = parse(argv)
                 .err()
