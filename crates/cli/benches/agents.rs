@@ -14,7 +14,8 @@
 //!   end, with a check that every job succeeded in exactly one attempt;
 //! - the cancel latency on an agent: from the cancel request (`POST /api/runs/{id}/cancel`)
 //!   to the job's process being gone on the agent (the cancel travels in the answer to the
-//!   job's next heartbeat, sent at least every 2 s), median and p90 over 10 runs;
+//!   job's next heartbeat, sent at least every 2 s), median and p90 over 10 runs whose
+//!   cancels fall at points spread over the heartbeat period;
 //! - the agent's idle RSS after it connected, and again when idle after the work above
 //!   (target: under 15 MB), with its anonymous part (most of the rest are the pages of the
 //!   one `gantry` binary it shares with the server and the CLI).
@@ -153,7 +154,7 @@ fn main() {
 
     // Cancel on an agent: from the request to the job's process being gone.
     let mut cancel_to_gone = Vec::new();
-    for _ in 0..CANCEL_RUNS {
+    for i in 0..CANCEL_RUNS {
         let _ = std::fs::remove_file(&pidfile);
         let id = trigger(&server, "hold");
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -167,8 +168,9 @@ fn main() {
             assert!(Instant::now() < deadline, "the hold job never started");
             std::thread::sleep(Duration::from_millis(10));
         };
-        // Somewhere between two heartbeats, as a person's cancel would be.
-        std::thread::sleep(Duration::from_millis(300));
+        // At a different point between two heartbeats each time (they come every 2 s
+        // from the lease on), as people's cancels would.
+        std::thread::sleep(Duration::from_millis(100 + 200 * i as u64));
         let asked = Instant::now();
         let (status, body) = http(
             &server.url,

@@ -282,7 +282,7 @@ mod tests {
             log.push_str(&format!("1 o line {i} \x1b[31mError\x1b[0m here\n"));
         }
         log.push_str("1 o the last line, not complete");
-        let found = search(log.as_bytes(), "error HERE", "/runs/1/jobs/b").unwrap();
+        let found = search(log.as_bytes(), "error HERE", "/runs/1/jobs/b").expect("search");
         assert_eq!((found.lines, found.count), (300, 300));
         assert_eq!(found.hits.len(), MAX_HITS);
         assert!(found.truncated);
@@ -294,7 +294,7 @@ mod tests {
         );
         // 300 lines fit the default tail: hits link to its anchors.
         assert_eq!(found.hits[0].href, "/runs/1/jobs/b#L1");
-        let none = search(log.as_bytes(), "  ", "/x").unwrap();
+        let none = search(log.as_bytes(), "  ", "/x").expect("search");
         assert_eq!((none.count, none.q.as_str()), (0, ""));
     }
 }
