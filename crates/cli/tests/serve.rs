@@ -230,6 +230,15 @@ fn kill_9_loses_no_run() {
     );
 
     let runs = server.wait_final("slow", 3);
+    // The interrupted job's directory (and any of its processes still alive) is cleaned
+    // up before the built-in executor starts again.
+    assert!(
+        server
+            .output()
+            .contains("removed 1 job directory left by an earlier run of the built-in executor"),
+        "{}",
+        server.output()
+    );
     let mut numbers: Vec<i64> = runs
         .iter()
         .map(|r| r["number"].as_i64().expect("n"))

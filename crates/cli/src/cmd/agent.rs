@@ -83,34 +83,7 @@ async fn run(args: AgentArgs, settings: Settings, paint: Paint) -> Result<Exit, 
     tokio::spawn(crate::memory::trim_while_idle());
     let name = settings.name.clone();
     let _lock = lock_work_dir(&settings.work_dir, &name)?;
-    // Processes first: they may still be writing into the job directories.
-    let leftovers = stop_leftover_processes(&settings.work_dir).await;
-    if leftovers.stopped > 0 {
-        paint::err(&format!(
-            "stopped {} process{} that the jobs of an earlier run of agent {name} left running\n",
-            leftovers.stopped,
-            if leftovers.stopped == 1 { "" } else { "es" },
-        ));
-    }
-    if leftovers.survivors > 0 {
-        paint::err(&format!(
-            "{}\n",
-            paint.yellow(format!(
-                "warning: {} process{} left by an earlier run of agent {name} did not exit \
-                 after SIGKILL",
-                leftovers.survivors,
-                if leftovers.survivors == 1 { "" } else { "es" },
-            ))
-        ));
-    }
-    let swept = sweep_job_dirs(&settings.work_dir)?;
-    if swept > 0 {
-        paint::err(&format!(
-            "removed {swept} job director{} left by an earlier run of agent {name} in {}\n",
-            if swept == 1 { "y" } else { "ies" },
-            settings.work_dir.display()
-        ));
-    }
+    clean_up_earlier_run(&settings.work_dir, &format!("agent {name}"), &paint).await?;
     // Orphans of jobs are re-parented to the agent and reaped; without it jobs still run
     // and are killed as process groups, so a failure is not fatal.
     let _ = gantry_backend_local::become_subreaper();
@@ -472,6 +445,45 @@ fn lock_work_dir(dir: &Path, name: &str) -> Result<nix::fcntl::Flock<File>, CliE
             }
         },
     )
+}
+
+/// Before an executor starts on `work_dir`: stops the processes and removes the job
+/// directories that an earlier run of it (`who`: "agent a1", "the built-in executor") left
+/// when it was killed, and says what it did.
+pub(crate) async fn clean_up_earlier_run(
+    work_dir: &Path,
+    who: &str,
+    paint: &Paint,
+) -> Result<(), CliError> {
+    // Processes first: they may still be writing into the job directories.
+    let leftovers = stop_leftover_processes(work_dir).await;
+    if leftovers.stopped > 0 {
+        paint::err(&format!(
+            "stopped {} process{} that the jobs of an earlier run of {who} left running\n",
+            leftovers.stopped,
+            if leftovers.stopped == 1 { "" } else { "es" },
+        ));
+    }
+    if leftovers.survivors > 0 {
+        paint::err(&format!(
+            "{}\n",
+            paint.yellow(format!(
+                "warning: {} process{} left by an earlier run of {who} did not exit \
+                 after SIGKILL",
+                leftovers.survivors,
+                if leftovers.survivors == 1 { "" } else { "es" },
+            ))
+        ));
+    }
+    let swept = sweep_job_dirs(work_dir)?;
+    if swept > 0 {
+        paint::err(&format!(
+            "removed {swept} job director{} left by an earlier run of {who} in {}\n",
+            if swept == 1 { "y" } else { "ies" },
+            work_dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Stops the processes the host jobs of an earlier run of this agent left running (it was

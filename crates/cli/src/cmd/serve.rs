@@ -85,6 +85,10 @@ async fn run(
 
     let executor_stop = CancellationToken::new();
     let executor = if capacity > 0 {
+        // Its jobs died with the previous process (killed, or the machine went down);
+        // their processes may still run.
+        super::agent::clean_up_earlier_run(&data.join("executor"), "the built-in executor", &paint)
+            .await?;
         let chosen = executor::backends(args.backend).await?;
         for notice in &chosen.notices {
             text.push_str(&format!("{}\n", paint.yellow(notice)));
