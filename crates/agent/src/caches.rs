@@ -114,15 +114,6 @@ impl CacheStore for LeaseCaches {
         key: &str,
         manifest: &Manifest,
         store: &ArtifactStore,
-    ) -> Result<(), CacheError> {
-        self.save_entry(key, manifest, store).await.map(drop)
-    }
-
-    async fn save_entry(
-        &self,
-        key: &str,
-        manifest: &Manifest,
-        store: &ArtifactStore,
     ) -> Result<Saved, CacheError> {
         self.unless_stopped(async {
             let mut sent = BTreeSet::new();

@@ -9,7 +9,7 @@
 //! an [`ArtifactStore`] of the attempt (a scratch store beside the workspace, not the
 //! run's artifact store) and restores it before the script, and after a successful
 //! script collects `paths` into that store ([`ArtifactStore::collect_cache`]) and hands
-//! the manifest to [`CacheStore::save_entry`].
+//! the manifest to [`CacheStore::save`].
 //!
 //! Entries are immutable: a key that was found is not saved again, and a save of a key
 //! that another job saved meanwhile keeps the first one. Put a content hash in the key
@@ -38,32 +38,18 @@ pub trait CacheStore: Send + Sync + std::fmt::Debug {
     async fn fetch(&self, key: &str, store: &ArtifactStore)
     -> Result<Option<Manifest>, CacheError>;
 
-    /// Saves `manifest`, whose blobs are in `store`, under `key`. When `key` already has
-    /// an entry, the existing one is kept and this is not an error.
+    /// Saves `manifest`, whose blobs are in `store`, under `key`, and tells whether this
+    /// call stored the entry or kept one that was there (another job saved the key
+    /// meanwhile), for the job log. A key that already has an entry is not an error.
     async fn save(
         &self,
         key: &str,
         manifest: &Manifest,
         store: &ArtifactStore,
-    ) -> Result<(), CacheError>;
-
-    /// [`CacheStore::save`], telling whether this call stored the entry or kept one that
-    /// was there (another job saved the key meanwhile), for the job log. A store that
-    /// cannot tell need not implement it: the default saves and answers
-    /// [`Saved::Stored`].
-    async fn save_entry(
-        &self,
-        key: &str,
-        manifest: &Manifest,
-        store: &ArtifactStore,
-    ) -> Result<Saved, CacheError> {
-        self.save(key, manifest, store)
-            .await
-            .map(|()| Saved::Stored)
-    }
+    ) -> Result<Saved, CacheError>;
 }
 
-/// What [`CacheStore::save_entry`] did.
+/// What [`CacheStore::save`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Saved {
     /// The entry is now the one saved.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use gantry_backend::CancellationToken;
 use gantry_backend_local::LocalBackend;
 use gantry_engine::artifacts::{ArtifactStore, Manifest, ManifestEntry};
-use gantry_engine::cache::{CacheError, CacheStore, DirCaches};
+use gantry_engine::cache::{CacheError, CacheStore, DirCaches, Saved};
 use gantry_engine::{Backends, RunConfig, RunEvent, Source};
 use gantry_pipeline::PlanContext;
 use gantry_test_support::TempTree;
@@ -437,7 +437,12 @@ impl CacheStore for Forger {
         Ok(Some(manifest.clone()))
     }
 
-    async fn save(&self, _key: &str, _m: &Manifest, _s: &ArtifactStore) -> Result<(), CacheError> {
+    async fn save(
+        &self,
+        _key: &str,
+        _m: &Manifest,
+        _s: &ArtifactStore,
+    ) -> Result<Saved, CacheError> {
         Err(CacheError("the cache server is read-only".into()))
     }
 }

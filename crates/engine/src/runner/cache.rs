@@ -222,7 +222,7 @@ impl Runner<'_> {
         }
         let files = manifest.files.len();
         let bytes = manifest.files.values().map(|f| f.size).sum::<u64>();
-        match run.caches.save_entry(&run.key, &manifest, &run.store).await {
+        match run.caches.save(&run.key, &manifest, &run.store).await {
             Ok(Saved::Stored) => self.system(format!(
                 "cache \"{}\": saved {} ({})",
                 run.key,
