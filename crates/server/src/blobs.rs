@@ -165,6 +165,40 @@ impl BlobStore {
         }
     }
 
+    /// The digests of the blobs last written (or touched) longer than `grace` ago: the
+    /// candidates for [`BlobStore::remove_unused`]. Files that are not blobs (temporary
+    /// uploads, anything else) are not listed.
+    pub fn older_than(&self, grace: std::time::Duration) -> io::Result<Vec<String>> {
+        let objects = self.layout.root().join("objects");
+        let fans = match std::fs::read_dir(&objects) {
+            Ok(fans) => fans,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut old = Vec::new();
+        for fan in fans {
+            let fan = fan?;
+            let prefix = fan.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(fan.path()) else {
+                continue;
+            };
+            for file in files.flatten() {
+                let digest = format!("{prefix}{}", file.file_name().to_string_lossy());
+                let aged = file
+                    .metadata()
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= grace);
+                if aged && self.path(&digest).is_ok() {
+                    old.push(digest);
+                }
+            }
+        }
+        Ok(old)
+    }
+
     /// The size limit of one blob, in bytes.
     pub fn limit(&self) -> u64 {
         self.limit

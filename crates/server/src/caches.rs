@@ -168,6 +168,46 @@ pub async fn delete(state: &State, repo: &str, key: Option<&str>) -> Result<Remo
     Ok(Removed { entries, blobs })
 }
 
+/// Deletes every blob that no artifact or cache entry names and that is older than the
+/// grace: the files of a cache save or an artifact upload whose manifest never arrived
+/// (the agent died in between, or the save was refused). Returns how many it deleted;
+/// a failure is logged and leaves the blobs for the next sweep.
+pub async fn sweep_orphans(state: &State) -> usize {
+    let blobs = state.blobs.clone();
+    let grace = state.config.blob_grace;
+    let old = match tokio::task::spawn_blocking(move || blobs.older_than(grace)).await {
+        Ok(Ok(old)) => old,
+        Ok(Err(e)) => {
+            tracing::warn!("cannot list the blobs: {e}");
+            return 0;
+        }
+        Err(e) => {
+            tracing::warn!("listing the blobs panicked: {e}");
+            return 0;
+        }
+    };
+    let mut removed = 0;
+    for chunk in old.chunks(500) {
+        let used = match state.store.blobs_in_use(chunk).await {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::warn!("cannot tell which blobs are in use: {e}");
+                return removed;
+            }
+        };
+        let unused = chunk
+            .iter()
+            .filter(|d| !used.contains(*d))
+            .cloned()
+            .collect();
+        removed += remove_unused(state, unused).await;
+    }
+    if removed > 0 {
+        tracing::info!("deleted {removed} blob(s) that no artifact or cache names");
+    }
+    removed
+}
+
 /// Deletes the blobs of `entries` (already gone from the store) that no artifact or
 /// other entry names and that are older than the grace; returns how many it deleted.
 async fn drop_blobs(state: &State, entries: &[CacheEntry]) -> Result<usize, StoreError> {
@@ -188,20 +228,25 @@ async fn drop_blobs(state: &State, entries: &[CacheEntry]) -> Result<usize, Stor
     let digests: Vec<String> = digests.into_iter().collect();
     let used = state.store.blobs_in_use(&digests).await?;
     let unused: Vec<String> = digests.into_iter().filter(|d| !used.contains(d)).collect();
+    Ok(remove_unused(state, unused).await)
+}
+
+/// Deletes the blobs `unused` (nothing names them) that are older than the grace; how
+/// many it deleted.
+async fn remove_unused(state: &State, unused: Vec<String>) -> usize {
     let blobs = state.blobs.clone();
     let grace = state.config.blob_grace;
-    let removed = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut n = 0;
         for digest in unused {
             match blobs.remove_unused(&digest, grace) {
                 Ok(true) => n += 1,
                 Ok(false) => {}
-                Err(e) => tracing::warn!("cannot delete cache blob {digest}: {e}"),
+                Err(e) => tracing::warn!("cannot delete blob {digest}: {e}"),
             }
         }
         n
     })
     .await
-    .unwrap_or(0);
-    Ok(removed)
+    .unwrap_or(0)
 }

@@ -26,7 +26,17 @@ pub fn spawn(state: &State) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(poll_loop(state.clone())),
         tokio::spawn(cron_loop(state.clone())),
         tokio::spawn(expiry_loop(state.clone())),
+        tokio::spawn(orphan_loop(state.clone())),
     ]
+}
+
+/// Deletes blobs nothing names ([`crate::caches::sweep_orphans`]) once per grace period;
+/// the first sweep ran at start.
+async fn orphan_loop(state: State) {
+    let every = state.config.blob_grace.max(Duration::from_secs(60));
+    while pause(&state, every).await {
+        crate::caches::sweep_orphans(&state).await;
+    }
 }
 
 /// Sleeps `d`, or returns false at shutdown.

@@ -175,5 +175,6 @@ pub async fn recover(state: &State) -> Result<(), StoreError> {
     if let Err(e) = crate::caches::evict(state).await {
         tracing::warn!("cannot evict caches: {e}");
     }
+    crate::caches::sweep_orphans(state).await;
     Ok(())
 }

@@ -534,3 +534,42 @@ async fn agents_reach_caches_over_http() {
     );
     assert_eq!(f.cache_keys("app").await, ["deps/a b"]);
 }
+
+/// Blobs nothing names — the files of a cache save or an upload whose manifest never came
+/// (the agent died in between) — are deleted by the sweep that runs at start and once per
+/// grace period; blobs named by an artifact or a cache entry stay.
+#[tokio::test]
+async fn blobs_nothing_names_are_swept() {
+    let f = Fixture::with(PIPELINE, |c| c.blob_grace = std::time::Duration::ZERO).await;
+    let lease = f.leased().await;
+    let cached = f.upload(&lease, b"cached").await;
+    let orphan = f.upload(&lease, b"orphan").await;
+    let artifact = f.upload(&lease, b"artifact").await;
+    f.source
+        .put_cache(&lease.id, "k", manifest(&[("c", &cached, 6)]))
+        .await
+        .unwrap();
+    let mut done = finish(JobReport::Succeeded);
+    done.manifest = Some(manifest(&[("dist/a", &artifact, 8)]));
+    f.source.finish(&lease.id, done).await.unwrap();
+
+    let sweep = || gantry_server::caches::sweep_orphans(f.server.state());
+    assert_eq!(sweep().await, 1, "only the orphan");
+    assert!(!f.has_blob(&orphan));
+    assert!(f.has_blob(&cached), "named by cache entry k");
+    assert!(f.has_blob(&artifact), "named by the job's artifacts");
+    assert_eq!(sweep().await, 0, "nothing left to sweep");
+}
+
+/// Within the grace an unnamed blob is kept: its manifest may be on its way.
+#[tokio::test]
+async fn young_unnamed_blobs_are_kept() {
+    let f = Fixture::new(PIPELINE).await;
+    let lease = f.leased().await;
+    let young = f.upload(&lease, b"young").await;
+    assert_eq!(
+        gantry_server::caches::sweep_orphans(f.server.state()).await,
+        0
+    );
+    assert!(f.has_blob(&young));
+}
