@@ -287,29 +287,28 @@ impl ArtifactStore {
     /// a forged or damaged manifest whole instead of restoring part of it.
     pub fn verify(&self, manifest: &Manifest) -> Result<(), ArtifactError> {
         for (rel, entry) in &manifest.files {
-            if !is_plain_relative(Path::new(rel)) {
-                return Err(ArtifactError::UnsafePath(rel.clone()));
-            }
-            let object = self.object_path(&entry.digest)?;
-            match std::fs::metadata(&object) {
-                Ok(m) if m.is_file() && m.len() == entry.size => {}
-                _ => return Err(ArtifactError::MissingObject(entry.digest.clone())),
-            }
+            self.checked_object(rel, entry)?;
         }
         Ok(())
+    }
+
+    /// The object of one manifest entry, after checking that its path stays inside a
+    /// workspace and that the object is present with the entry's size.
+    fn checked_object(&self, rel: &str, entry: &ManifestEntry) -> Result<PathBuf, ArtifactError> {
+        if !is_plain_relative(Path::new(rel)) {
+            return Err(ArtifactError::UnsafePath(rel.to_owned()));
+        }
+        let object = self.object_path(&entry.digest)?;
+        match std::fs::metadata(&object) {
+            Ok(m) if m.is_file() && m.len() == entry.size => Ok(object),
+            _ => Err(ArtifactError::MissingObject(entry.digest.clone())),
+        }
     }
 
     /// Writes a manifest's files into `workspace`, replacing files already there.
     pub fn restore(&self, manifest: &Manifest, workspace: &Path) -> Result<(), ArtifactError> {
         for (rel, entry) in &manifest.files {
-            if !is_plain_relative(Path::new(rel)) {
-                return Err(ArtifactError::UnsafePath(rel.clone()));
-            }
-            let object = self.object_path(&entry.digest)?;
-            match std::fs::metadata(&object) {
-                Ok(m) if m.is_file() && m.len() == entry.size => {}
-                _ => return Err(ArtifactError::MissingObject(entry.digest.clone())),
-            }
+            let object = self.checked_object(rel, entry)?;
             let dest = safe_dest(workspace, rel)?;
             reflink_copy::reflink_or_copy(&object, &dest).map_err(io("cannot restore", &dest))?;
             std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(entry.mode & 0o7777))
