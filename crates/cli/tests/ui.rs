@@ -20,9 +20,11 @@
 mod browser;
 #[path = "ui/server.rs"]
 mod server;
+mod support;
 
 use browser::{Browser, Kind, PHONE};
-use server::{Repo, Server};
+use server::Server;
+use support::Repo;
 
 /// One test per scenario and browser: `$browser::$scenario` runs `$scenario(Kind::$kind)`.
 macro_rules! browser_tests {

@@ -43,7 +43,18 @@ impl Repo {
         git(&self.work, &["add", "-A"]);
         git(&self.work, &["commit", "-q", "-m", message]);
         git(&self.work, &["push", "-q", "origin", "develop"]);
+        self.head()
+    }
+
+    /// The commit id of the clone's `HEAD`.
+    pub fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    /// Tags the current commit and pushes the tag.
+    pub fn tag(&self, name: &str) {
+        git(&self.work, &["tag", name]);
+        git(&self.work, &["push", "-q", "origin", name]);
     }
 
     pub fn url(&self) -> String {

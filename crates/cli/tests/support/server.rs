@@ -184,22 +184,26 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SIGTERM first: the server cancels its jobs and leaves nothing running behind.
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
+}
+
+/// Stops a `gantry serve` process: SIGTERM first, so that the server cancels its jobs and
+/// leaves nothing running behind; SIGKILL if it has not exited within 30 s.
+pub fn stop(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// The token on the line `gantry serve` prints it on (`admin token …: gantry_…`).

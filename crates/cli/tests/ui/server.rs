@@ -1,18 +1,18 @@
-//! The real `gantry serve` process the browser tests look at, and the bare git
-//! repositories it builds: started like a user starts it (a temporary data directory, a
-//! free loopback port, the local backend), with its output kept for failure messages.
+//! The real `gantry serve` process the browser tests look at: started like a user starts
+//! it (a temporary data directory, a free loopback port, the local backend), with its
+//! output kept for failure messages. The git repositories, the CLI as client and the way
+//! a server is stopped are the other end-to-end tests' (`tests/support`).
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gantry_test_support::{TempTree, git};
 use serde_json::Value;
 
-/// Long enough for a loaded two-core machine; a deadline is a hang, not a measurement.
-pub const DEADLINE: Duration = Duration::from_secs(180);
+pub use crate::support::DEADLINE;
+use crate::support::procs::capture;
+use crate::support::server::stop;
+use crate::support::{admin_token, client, stderr, stdout};
 
 /// A running `gantry serve`, stopped with SIGTERM when dropped.
 pub struct Server {
@@ -45,24 +45,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start gantry serve");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        // Both pipes are drained for the server's whole life so that it never blocks.
-        for stream in [
-            Box::new(child.stdout.take().expect("stdout")) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().expect("stderr")),
-        ] {
-            let output = output.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    output.lock().expect("lock").push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        drop(tx);
+        let (output, rx) = capture(&mut child);
         let started = Instant::now();
         let mut url = None;
         while url.is_none() {
@@ -110,24 +93,16 @@ impl Server {
 
     /// `gantry ARGS` against this server with the admin token; must succeed; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(args)
-            .env("GANTRY_SERVER", &self.url)
-            .env("GANTRY_TOKEN", &self.token)
-            .env("NO_COLOR", "1")
-            .env_remove("TERM")
-            .stdin(Stdio::null())
-            .output()
-            .expect("run gantry");
+        let out = client(&self.url, Some(&self.token), args);
         assert!(
             out.status.success(),
             "gantry {args:?} failed ({:?}):\nstdout: {}\nstderr: {}\nserver:\n{}",
             out.status,
-            text(&out.stdout),
-            text(&out.stderr),
+            stdout(&out),
+            stderr(&out),
             self.output()
         );
-        text(&out.stdout)
+        stdout(&out)
     }
 
     /// `gantry runs REPO --json`.
@@ -191,90 +166,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // SIGTERM first: the server cancels its jobs and leaves nothing running.
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Some(mut child) = self.child.take() {
+            stop(&mut child);
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
-}
-
-/// The token on the line `gantry serve` prints it on (`admin token …: gantry_…`).
-fn admin_token(line: &str) -> Option<String> {
-    let rest = line.split("admin token").nth(1)?;
-    rest.split_whitespace()
-        .find(|w| w.starts_with("gantry_"))
-        .map(str::to_owned)
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// A bare repository (what the server is given) and a clone the test commits in.
-pub struct Repo {
-    _tmp: TempTree,
-    bare: PathBuf,
-    work: PathBuf,
-}
-
-impl Repo {
-    /// A bare repository whose `develop` has one commit with `gantry.yml`.
-    pub fn new(pipeline: &str) -> Repo {
-        let tmp = TempTree::new();
-        let bare = tmp.join("origin.git");
-        let work = tmp.join("work");
-        for dir in [&bare, &work] {
-            std::fs::create_dir_all(dir).expect("mkdir");
-        }
-        git(&bare, &["init", "-q", "--bare", "-b", "develop"]);
-        git(&work, &["init", "-q", "-b", "develop"]);
-        git(&work, &["remote", "add", "origin", &path(&bare)]);
-        let repo = Repo {
-            _tmp: tmp,
-            bare,
-            work,
-        };
-        repo.commit("gantry.yml", pipeline, "pipeline");
-        repo
-    }
-
-    /// Commits `file` on `develop` and pushes it; returns the commit id.
-    pub fn commit(&self, file: &str, text: &str, message: &str) -> String {
-        std::fs::write(self.work.join(file), text).expect("write");
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "-m", message]);
-        git(&self.work, &["push", "-q", "origin", "develop"]);
-        self.head()
-    }
-
-    /// The commit `develop` is at.
-    pub fn head(&self) -> String {
-        git(&self.work, &["rev-parse", "HEAD"]).trim().to_owned()
-    }
-
-    /// Tags the current commit and pushes the tag.
-    pub fn tag(&self, name: &str) {
-        git(&self.work, &["tag", name]);
-        git(&self.work, &["push", "-q", "origin", name]);
-    }
-
-    /// What the server is given to fetch.
-    pub fn url(&self) -> String {
-        path(&self.bare)
-    }
-}
-
-fn path(p: &Path) -> String {
-    p.display().to_string()
 }
